@@ -1,0 +1,83 @@
+"""Async byte stores behind one Protocol, opened from a URL.
+
+    >>> backend = open_backend("sqlite://./data/indexeddb.sqlite")
+
+Schemes: ``memory://``, ``file://PATH``, ``sqlite://PATH``,
+``s3://BUCKET[/PREFIX][?endpoint_url=...&region=...&path_style=true]``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
+
+from backends.errors import (
+    InsufficientStorageError,
+    InvalidKeyError,
+    NotFoundError,
+    PermissionDeniedError,
+    StorageError,
+    UnavailableError,
+)
+from backends.protocol import Backend, Capabilities, ListPage, ObjectInfo, ObjectStream
+
+__all__ = [
+    "KNOWN_SCHEMES",
+    "Backend",
+    "Capabilities",
+    "InsufficientStorageError",
+    "InvalidKeyError",
+    "ListPage",
+    "NotFoundError",
+    "ObjectInfo",
+    "ObjectStream",
+    "PermissionDeniedError",
+    "StorageError",
+    "UnavailableError",
+    "UnknownSchemeError",
+    "backend_kind",
+    "open_backend",
+]
+
+# scheme -> "module:factory"; imported lazily so boto3 loads only for s3 stores.
+_REGISTRY: dict[str, str] = {
+    "memory": "backends.memory:from_url",
+    "file": "backends.local:from_url",
+    "sqlite": "backends.sqlite:from_url",
+    "s3": "backends.s3:from_url",
+}
+KNOWN_SCHEMES = tuple(_REGISTRY)
+
+
+class UnknownSchemeError(StorageError, ValueError):
+    """The backend URL names a scheme no backend implements."""
+
+    code = "unknown_backend_scheme"
+
+
+def backend_kind(url: str) -> str:
+    """The scheme of a backend URL, checked against the registry."""
+    scheme = urlsplit(url).scheme
+    if "://" not in url or scheme not in _REGISTRY:
+        known = ", ".join(f"{name}://" for name in KNOWN_SCHEMES)
+        raise UnknownSchemeError(f"unknown backend URL {url!r}: use one of {known}")
+    return scheme
+
+
+def open_backend(url: str) -> Backend:
+    """Open the backend a URL names; raises UnknownSchemeError with the known schemes."""
+    module_name, factory_name = _REGISTRY[backend_kind(url)].split(":")
+    factory: Callable[[str, dict[str, str]], Backend]
+    factory = getattr(importlib.import_module(module_name), factory_name)
+    return factory(_url_body(url), _url_options(url))
+
+
+def _url_body(url: str) -> str:
+    """Everything between ``scheme://`` and the query string."""
+    return url.split("://", 1)[1].split("?", 1)[0]
+
+
+def _url_options(url: str) -> dict[str, str]:
+    query = urlsplit(url).query
+    return {name: values[-1] for name, values in parse_qs(query).items()}

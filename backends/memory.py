@@ -1,0 +1,89 @@
+"""``memory://``: the reference backend and test double. Values live in a dict."""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import AsyncIterable, AsyncIterator
+
+from backends.errors import NotFoundError
+from backends.keys import validate_key
+from backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
+
+READ_CHUNK_BYTES = 1 << 20
+
+
+class MemoryBackend:
+    """A process-local store; everything is lost on close."""
+
+    capabilities = Capabilities(persistent=False, shared=False)
+
+    def __init__(self) -> None:
+        self._values: dict[str, bytes] = {}
+        self._keys: list[str] = []  # sorted, for listing
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
+        validate_key(key)
+        value = b"".join([bytes(chunk) async for chunk in chunks])
+        if key not in self._values:
+            bisect.insort(self._keys, key)
+        self._values[key] = value
+        return self._info(key, value)
+
+    async def get(self, key: str) -> ObjectStream:
+        value = self._lookup(key)
+        return ObjectStream(self._info(key, value), _chunked(value))
+
+    async def head(self, key: str) -> ObjectInfo:
+        return self._info(key, self._lookup(key))
+
+    async def delete(self, key: str) -> None:
+        self._lookup(key)
+        del self._values[key]
+        self._keys.remove(key)
+
+    async def list(
+        self, prefix: str = "", *, start_after: str | None = None, limit: int = 1000
+    ) -> ListPage:
+        start = bisect.bisect_right(self._keys, start_after) if start_after else 0
+        start = max(start, bisect.bisect_left(self._keys, prefix))
+        items: list[ObjectInfo] = []
+        for key in self._keys[start:]:
+            if not key.startswith(prefix) or len(items) == limit:
+                break
+            items.append(self._info(key, self._values[key]))
+        more = len(items) == limit and _has_key_after(self._keys, items, prefix)
+        return ListPage(items, items[-1].key if more else None)
+
+    async def close(self) -> None:
+        self._values.clear()
+        self._keys.clear()
+
+    def _lookup(self, key: str) -> bytes:
+        validate_key(key)
+        try:
+            return self._values[key]
+        except KeyError:
+            raise NotFoundError(f"no value at key {key!r}") from None
+
+    @staticmethod
+    def _info(key: str, value: bytes) -> ObjectInfo:
+        return ObjectInfo(key, len(value), hashlib.md5(value, usedforsecurity=False).hexdigest())
+
+
+def _has_key_after(keys: list[str], items: list[ObjectInfo], prefix: str) -> bool:
+    if not items:
+        return False
+    index = bisect.bisect_right(keys, items[-1].key)
+    return index < len(keys) and keys[index].startswith(prefix)
+
+
+async def _chunked(value: bytes) -> AsyncIterator[bytes]:
+    view = memoryview(value)
+    for offset in range(0, len(value), READ_CHUNK_BYTES):
+        yield bytes(view[offset : offset + READ_CHUNK_BYTES])
+
+
+def from_url(body: str, options: dict[str, str]) -> MemoryBackend:
+    """``memory://`` takes no path and no options."""
+    return MemoryBackend()

@@ -1,0 +1,56 @@
+"""Conveniences derived from the Backend protocol: free functions, not base methods."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from backends.errors import NotFoundError
+from backends.protocol import Backend, ObjectInfo
+
+
+async def read_all(backend: Backend, key: str) -> bytes:
+    """Read a whole (small) value into memory."""
+    stream = await backend.get(key)
+    try:
+        return b"".join([chunk async for chunk in stream])
+    finally:
+        await stream.aclose()
+
+
+async def put_bytes(backend: Backend, key: str, data: bytes) -> ObjectInfo:
+    """Store a value already held in memory."""
+    return await backend.put(key, _once(data))
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def iter_keys(backend: Backend, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+    """Every object under ``prefix``, walking the listing's pages."""
+    cursor: str | None = None
+    while True:
+        page = await backend.list(prefix, start_after=cursor)
+        for item in page.items:
+            yield item
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+async def delete_if_present(backend: Backend, key: str) -> bool:
+    """Delete ``key``; report whether it was there."""
+    try:
+        await backend.delete(key)
+    except NotFoundError:
+        return False
+    return True
+
+
+async def copy_value(source: Backend, key: str, destination: Backend, new_key: str) -> ObjectInfo:
+    """Stream one value from a backend into another (or the same one)."""
+    stream = await source.get(key)
+    try:
+        return await destination.put(new_key, stream.chunks)
+    finally:
+        await stream.aclose()

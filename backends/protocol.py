@@ -1,0 +1,101 @@
+"""The one small interface every storage backend implements.
+
+Backends are dumb async byte stores: they know keys and bytes, never models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What a backend knows about one stored value."""
+
+    key: str
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    """One page of a prefix listing, sorted by key; ``next_cursor`` is None on the last page."""
+
+    items: list[ObjectInfo]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend promises, declared rather than sniffed.
+
+    Attributes:
+        persistent: values survive closing and reopening the backend.
+        shared: several processes (server replicas) may use one store at once.
+        local_root: the folder holding the values as plain files, if any.
+        prefix_keys: a key may also be the prefix folder of other keys (``a`` and ``a/b``);
+            false for file systems, where ``a`` cannot be both a file and a folder.
+    """
+
+    persistent: bool
+    shared: bool
+    local_root: str | None = None
+    prefix_keys: bool = True
+
+
+@dataclass(slots=True)
+class ObjectStream:
+    """A value being read: ``info`` is known before the first byte arrives."""
+
+    info: ObjectInfo
+    chunks: AsyncIterator[bytes]
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.chunks
+
+    async def aclose(self) -> None:
+        aclose = getattr(self.chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """An async key-value byte store.
+
+    Every method validates its key with ``backends.keys.validate_key`` and raises only
+    ``backends.errors.StorageError`` subclasses.
+    """
+
+    capabilities: Capabilities
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
+        """Store the bytes of ``chunks`` under ``key``, replacing any value atomically.
+
+        If ``chunks`` raises, the error propagates and nothing of the new value is visible.
+        """
+        ...
+
+    async def get(self, key: str) -> ObjectStream:
+        """Open ``key`` for reading; raises NotFoundError before any byte is produced."""
+        ...
+
+    async def head(self, key: str) -> ObjectInfo:
+        """Describe ``key``; raises NotFoundError."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; raises NotFoundError if it is absent."""
+        ...
+
+    async def list(
+        self, prefix: str = "", *, start_after: str | None = None, limit: int = 1000
+    ) -> ListPage:
+        """List keys starting with ``prefix`` in key order, after ``start_after``."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and files; the backend is unusable afterwards."""
+        ...

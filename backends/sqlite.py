@@ -1,0 +1,285 @@
+"""``sqlite://PATH``: one SQLite file (WAL) holding values as 1 MiB chunk rows.
+
+A put streams its chunks into a staging blob in small transactions (so one long
+upload does not hold the write lock for its whole duration), then one
+transaction points the key at the new blob and drops the old one: the commit
+point. Readers hold a read transaction, so they see one snapshot throughout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from backends.errors import (
+    InsufficientStorageError,
+    InvalidKeyError,
+    NotFoundError,
+    PermissionDeniedError,
+    StorageError,
+    UnavailableError,
+)
+from backends.keys import validate_key
+from backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
+
+CHUNK_BYTES = 1 << 20
+STALE_STAGING_SECONDS = 24 * 3600
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS blobs (
+    id INTEGER PRIMARY KEY, committed INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    blob_id INTEGER NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (blob_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS objects (
+    key TEXT PRIMARY KEY, blob_id INTEGER NOT NULL, size INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+
+class SqliteBackend:
+    """Values as chunk rows in one SQLite database file."""
+
+    capabilities = Capabilities(persistent=True, shared=False)
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        with _translated("(database)"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._setup(self._connection())
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
+        validate_key(key)
+        with _translated(key):
+            blob_id = await self._run(self._new_blob)
+            try:
+                size = await self._write_chunks(blob_id, chunks)
+                await self._run(self._commit_blob, key, blob_id, size)
+            except BaseException:
+                await asyncio.shield(self._run(self._drop_blob, blob_id))
+                raise
+        return ObjectInfo(key, size, _etag(blob_id))
+
+    async def get(self, key: str) -> ObjectStream:
+        validate_key(key)
+        with _translated(key):
+            connection = await self._run(self._reader)
+            try:
+                blob_id, size = await _to_thread(_snapshot_row, connection, key)
+            except BaseException:
+                connection.close()
+                raise
+        return ObjectStream(ObjectInfo(key, size, _etag(blob_id)), _read(connection, key, blob_id))
+
+    async def head(self, key: str) -> ObjectInfo:
+        validate_key(key)
+        with _translated(key):
+            blob_id, size = await self._run(lambda: _object_row(self._connection(), key))
+        return ObjectInfo(key, size, _etag(blob_id))
+
+    async def delete(self, key: str) -> None:
+        validate_key(key)
+        with _translated(key):
+            await self._run(self._delete, key)
+
+    async def list(
+        self, prefix: str = "", *, start_after: str | None = None, limit: int = 1000
+    ) -> ListPage:
+        with _translated(prefix):
+            rows = await self._run(self._list_rows, prefix, start_after or "", limit + 1)
+        items = [ObjectInfo(key, size, _etag(blob_id)) for key, blob_id, size in rows[:limit]]
+        return ListPage(items, items[-1].key if len(rows) > limit else None)
+
+    async def close(self) -> None:
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+
+    # -- blocking parts, run in worker threads ---------------------------------------------
+
+    def _setup(self, connection: sqlite3.Connection) -> None:
+        connection.execute("PRAGMA journal_mode=WAL")
+        with _transaction(connection):
+            connection.executescript(_SCHEMA)
+        stale = time.time() - STALE_STAGING_SECONDS
+        for (blob_id,) in connection.execute(
+            "SELECT id FROM blobs WHERE committed = 0 AND created < ?", (stale,)
+        ).fetchall():
+            self._drop_blob(blob_id)
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._open()
+            self._local.connection = connection
+        return connection
+
+    def _open(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path, timeout=60, isolation_level=None, check_same_thread=False
+        )
+        connection.execute("PRAGMA synchronous=NORMAL")
+        with self._lock:
+            self._connections.append(connection)
+        return connection
+
+    def _reader(self) -> sqlite3.Connection:
+        # A dedicated connection: the read transaction must outlive this thread hop.
+        return sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+
+    def _new_blob(self) -> int:
+        cursor = self._connection().execute(
+            "INSERT INTO blobs (committed, created) VALUES (0, ?)", (time.time(),)
+        )
+        return int(cursor.lastrowid or 0)
+
+    async def _write_chunks(self, blob_id: int, chunks: AsyncIterable[bytes]) -> int:
+        pending = bytearray()
+        seq = size = 0
+        async for chunk in chunks:
+            pending += chunk
+            size += len(chunk)
+            while len(pending) >= CHUNK_BYTES:
+                await self._run(self._insert_chunk, blob_id, seq, bytes(pending[:CHUNK_BYTES]))
+                del pending[:CHUNK_BYTES]
+                seq += 1
+        if pending:
+            await self._run(self._insert_chunk, blob_id, seq, bytes(pending))
+        return size
+
+    def _insert_chunk(self, blob_id: int, seq: int, data: bytes) -> None:
+        self._connection().execute(
+            "INSERT INTO chunks (blob_id, seq, data) VALUES (?, ?, ?)", (blob_id, seq, data)
+        )
+
+    def _commit_blob(self, key: str, blob_id: int, size: int) -> None:
+        connection = self._connection()
+        with _transaction(connection, "BEGIN IMMEDIATE"):
+            old = connection.execute("SELECT blob_id FROM objects WHERE key = ?", (key,)).fetchone()
+            connection.execute(
+                "INSERT OR REPLACE INTO objects (key, blob_id, size) VALUES (?, ?, ?)",
+                (key, blob_id, size),
+            )
+            connection.execute("UPDATE blobs SET committed = 1 WHERE id = ?", (blob_id,))
+            if old is not None:
+                _drop_blob_rows(connection, old[0])
+
+    def _drop_blob(self, blob_id: int) -> None:
+        connection = self._connection()
+        with _transaction(connection, "BEGIN IMMEDIATE"):
+            _drop_blob_rows(connection, blob_id)
+
+    def _delete(self, key: str) -> None:
+        connection = self._connection()
+        with _transaction(connection, "BEGIN IMMEDIATE"):
+            blob_id, _size = _object_row(connection, key)
+            connection.execute("DELETE FROM objects WHERE key = ?", (key,))
+            _drop_blob_rows(connection, blob_id)
+
+    def _list_rows(self, prefix: str, after: str, limit: int) -> list[tuple[str, int, int]]:
+        rows = self._connection().execute(
+            "SELECT key, blob_id, size FROM objects WHERE key >= ? AND key > ? "
+            "AND substr(key, 1, ?) = ? ORDER BY key LIMIT ?",
+            (prefix, after, len(prefix), prefix, limit),
+        )
+        return [(str(key), int(blob_id), int(size)) for key, blob_id, size in rows]
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        return await _to_thread(function, *args)
+
+
+def _object_row(connection: sqlite3.Connection, key: str) -> tuple[int, int]:
+    row = connection.execute("SELECT blob_id, size FROM objects WHERE key = ?", (key,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no value at key {key!r}")
+    return int(row[0]), int(row[1])
+
+
+def _snapshot_row(connection: sqlite3.Connection, key: str) -> tuple[int, int]:
+    connection.execute("BEGIN")
+    return _object_row(connection, key)
+
+
+def _drop_blob_rows(connection: sqlite3.Connection, blob_id: int) -> None:
+    connection.execute("DELETE FROM chunks WHERE blob_id = ?", (blob_id,))
+    connection.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
+
+
+def _next_chunk(connection: sqlite3.Connection, blob_id: int, seq: int) -> bytes | None:
+    row = connection.execute(
+        "SELECT data FROM chunks WHERE blob_id = ? AND seq = ?", (blob_id, seq)
+    ).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+async def _read(connection: sqlite3.Connection, key: str, blob_id: int) -> AsyncIterator[bytes]:
+    try:
+        seq = 0
+        with _translated(key):
+            while (chunk := await _to_thread(_next_chunk, connection, blob_id, seq)) is not None:
+                yield chunk
+                seq += 1
+    finally:
+        connection.close()
+
+
+@contextmanager
+def _transaction(connection: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[None]:
+    connection.execute(begin)
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+async def _to_thread(function: Callable[..., T], *args: Any) -> T:
+    return await asyncio.to_thread(function, *args)
+
+
+def _etag(blob_id: int) -> str:
+    return f"b{blob_id}"
+
+
+_ERROR_CODES: dict[int, type[StorageError]] = {
+    sqlite3.SQLITE_BUSY: UnavailableError,
+    sqlite3.SQLITE_LOCKED: UnavailableError,
+    sqlite3.SQLITE_FULL: InsufficientStorageError,
+    sqlite3.SQLITE_READONLY: PermissionDeniedError,
+    sqlite3.SQLITE_PERM: PermissionDeniedError,
+    sqlite3.SQLITE_CANTOPEN: UnavailableError,
+    sqlite3.SQLITE_TOOBIG: InvalidKeyError,
+}
+
+
+@contextmanager
+def _translated(key: str) -> Iterator[None]:
+    """Turn sqlite3 and OS errors into the backend-neutral tree."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except sqlite3.Error as error:
+        primary = getattr(error, "sqlite_errorcode", 0) & 0xFF
+        kind = _ERROR_CODES.get(primary, StorageError)
+        raise kind(f"SQLite failed for key {key!r}: {error}") from error
+    except OSError as error:
+        raise UnavailableError(f"cannot open the SQLite file: {error}") from error
+
+
+def from_url(body: str, options: dict[str, str]) -> SqliteBackend:
+    """``sqlite://PATH``: relative paths are taken from the working directory."""
+    if not body:
+        raise InvalidKeyError("sqlite:// needs a file path, e.g. sqlite://./data/indexeddb.sqlite")
+    return SqliteBackend(body)

@@ -1,0 +1,87 @@
+"""Where a model's pieces live in a backend, and which model names are allowed.
+
+    NAME/model.json                      the current version, weight paths rewritten to ~v/VID/
+    NAME/~v/VID/PATH                     weight files of version VID, immutable
+    ~models/NAME/~VID/model.json         model.json exactly as it was saved
+    ~models/NAME/~VID/record.json        the version record; writing it is the commit point
+
+So a ``file`` or ``s3`` store can be served as-is by a static server: ``NAME/model.json``
+loads with weight paths relative to it. Segments starting with ``~`` and the segment
+``model.json`` are reserved, which keeps every key of one model apart from every other
+model's keys and every HTTP route unambiguous.
+"""
+
+from __future__ import annotations
+
+from backends.errors import InvalidKeyError
+from backends.keys import validate_key
+from modelstore.errors import InvalidNameError
+
+CATALOG = "~models"
+VERSIONS_SEGMENT = "~v"
+MODEL_JSON = "model.json"
+RECORD_JSON = "record.json"
+RESERVED_PREFIX = "~"
+
+
+def validate_model_name(name: str) -> str:
+    """Return ``name`` if a model may be called so, else raise InvalidNameError."""
+    try:
+        validate_key(name)
+    except InvalidKeyError as error:
+        raise InvalidNameError(f"invalid model name: {_reason(error)}") from None
+    for segment in name.split("/"):
+        if segment.startswith(RESERVED_PREFIX):
+            raise InvalidNameError(
+                f"invalid model name {name!r}: segments starting with '~' are reserved"
+            )
+        if segment == MODEL_JSON:
+            raise InvalidNameError(
+                f"invalid model name {name!r}: 'model.json' is reserved for the model file"
+            )
+    return name
+
+
+def published_model_json_key(name: str) -> str:
+    return f"{name}/{MODEL_JSON}"
+
+
+def weight_file_prefix(name: str, version_id: str) -> str:
+    """The folder of a version's weight files, relative to ``NAME/``."""
+    return f"{VERSIONS_SEGMENT}/{version_id}/"
+
+
+def weight_file_key(name: str, version_id: str, path: str) -> str:
+    return f"{name}/{weight_file_prefix(name, version_id)}{path}"
+
+
+def version_folder(name: str, version_id: str) -> str:
+    return f"{name}/{VERSIONS_SEGMENT}/{version_id}/"
+
+
+def catalog_prefix(name: str) -> str:
+    """Prefix of every catalog key of one model (its records and original model.json)."""
+    return f"{CATALOG}/{name}/{RESERVED_PREFIX}"
+
+
+def original_model_json_key(name: str, version_id: str) -> str:
+    return f"{catalog_prefix(name)}{version_id}/{MODEL_JSON}"
+
+
+def record_key(name: str, version_id: str) -> str:
+    return f"{catalog_prefix(name)}{version_id}/{RECORD_JSON}"
+
+
+def parse_record_key(key: str) -> tuple[str, str] | None:
+    """``~models/NAME/~VID/record.json`` -> (NAME, VID); None for any other key."""
+    head, _, tail = key.partition("/")
+    if head != CATALOG or not tail.endswith("/" + RECORD_JSON):
+        return None
+    name, _, version_segment = tail[: -len(RECORD_JSON) - 1].rpartition("/")
+    if not name or not version_segment.startswith(RESERVED_PREFIX):
+        return None
+    return name, version_segment[len(RESERVED_PREFIX) :]
+
+
+def _reason(error: InvalidKeyError) -> str:
+    return str(error).replace("invalid key", "").strip()

@@ -1,0 +1,220 @@
+#!/usr/bin/env node
+// CLI that drives the real @tensorflow/tfjs IO code against a modelshelf server.
+// Contract: stdout carries exactly one JSON line. {"ok": true, ...} with exit 0,
+// or {"ok": false, "error": "..."} with exit 1. See README.md for the commands.
+import {readFile, writeFile} from 'node:fs/promises';
+import {parseArgs} from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+
+import {buildModel, fixedInputFor} from './models.mjs';
+import {flatValues, layerWeightsToJSON, nestedArrays, tensorFromJSON, tensorToJSON} from './tensor_json.mjs';
+
+// stdout is reserved for the result line; anything TF.js logs goes to stderr.
+console.log = console.error;
+console.info = console.error;
+
+/** Parses repeated `--header 'Name: value'` options into a headers object. */
+function parseHeaders(headerLines = []) {
+  const headers = {};
+  for (const line of headerLines) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) throw new Error(`bad --header '${line}', expected 'Name: value'`);
+    headers[line.slice(0, colon).trim()] = line.slice(colon + 1).trim();
+  }
+  return headers;
+}
+
+/**
+ * fetch options, leaving out what the caller did not set: TF.js merges them with
+ * Object.assign({method: 'POST'}, requestInit), so an explicit `method: undefined`
+ * would silently replace the POST default.
+ */
+function requestInitFrom({method, header}) {
+  const init = {};
+  if (method) init.method = method.toUpperCase();
+  if (header && header.length > 0) init.headers = parseHeaders(header);
+  return init;
+}
+
+function loadOptionsFrom(options) {
+  const requestInit = requestInitFrom(options);
+  return Object.keys(requestInit).length > 0 ? {requestInit} : {};
+}
+
+function parseSeed(text = '0') {
+  const seed = Number(text);
+  if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got '${text}'`);
+  return seed;
+}
+
+function inputTensorFromJSON(text) {
+  return tf.tensor(JSON.parse(text), undefined, 'float32');
+}
+
+/** TF.js never reads the save response body, so the harness does it for the tests. */
+async function jsonBodyOrNull(response) {
+  const text = await response.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+async function optimizerWeightsToJSON(model) {
+  if (!model.optimizer) return null;
+  const namedTensors = await model.optimizer.getWeights();
+  return Promise.all(namedTensors.map(async ({name, tensor}) => ({name, ...(await tensorToJSON(tensor))})));
+}
+
+async function layersModelReport(model, input) {
+  return {
+    predictions: nestedArrays(model.predict(input)),
+    weights: await layerWeightsToJSON(model.weights),
+    optimizerWeights: await optimizerWeightsToJSON(model),
+  };
+}
+
+async function saveLayers(options) {
+  const {model, saveConfig} = await buildModel(options.model, parseSeed(options.seed));
+  const handler = tf.io.http(options.url, {requestInit: requestInitFrom(options)});
+  const result = await model.save(handler, saveConfig);
+  const response = result.responses[0];
+  return {
+    modelArtifactsInfo: result.modelArtifactsInfo,
+    status: response.status,
+    body: await jsonBodyOrNull(response),
+    ...(await layersModelReport(model, fixedInputFor(model.inputs[0].shape))),
+  };
+}
+
+async function loadLayers(options) {
+  // A plain URL string, as applications pass it, so TF.js's own routing is exercised.
+  const model = await tf.loadLayersModel(options.url, loadOptionsFrom(options));
+  const input = options.input ? inputTensorFromJSON(options.input) : fixedInputFor(model.inputs[0].shape);
+  return layersModelReport(model, input);
+}
+
+async function loadGraph(options) {
+  const model = await tf.loadGraphModel(options.url, loadOptionsFrom(options));
+  // executeAsync also handles graphs with control flow, which predict() refuses.
+  const outputs = await model.executeAsync(inputTensorFromJSON(options.input));
+  const weights = {};
+  for (const [name, tensors] of Object.entries(model.weights)) {
+    weights[name] = await flatValues(tensors[0]);
+  }
+  return {outputNames: model.outputNodes, outputs: nestedArrays(outputs), weights};
+}
+
+/** Accepts a model.json, a weightsManifest (list of groups) or a flat spec list. */
+function flatWeightSpecs(manifestJSON) {
+  const groups = Array.isArray(manifestJSON) ? manifestJSON : manifestJSON.weightsManifest;
+  if (!Array.isArray(groups)) throw new Error('manifest has no weightsManifest');
+  const isGroupList = groups.every((group) => 'paths' in group || 'weights' in group);
+  return isGroupList ? groups.flatMap((group) => group.weights ?? []) : groups;
+}
+
+/** A standalone ArrayBuffer: a small Node Buffer is a view into a shared pool. */
+async function readArrayBuffer(path) {
+  const bytes = await readFile(path);
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+}
+
+async function decode(options) {
+  const specs = flatWeightSpecs(JSON.parse(await readFile(options['manifest-json'], 'utf8')));
+  // Several --weights files are decoded as a list, the way the HTTP loader hands
+  // over shards, so its CompositeArrayBuffer behaviour is reproduced.
+  const buffers = await Promise.all(options.weights.map(readArrayBuffer));
+  const decoded = tf.io.decodeWeights(buffers.length === 1 ? buffers[0] : buffers, specs);
+  const tensors = {};
+  for (const spec of specs) tensors[spec.name] = await tensorToJSON(decoded[spec.name]);
+  return {tensors};
+}
+
+/** Accepts {name: {dtype, shape, values}} or [{name, dtype, shape, values}] (keeps order for numeric names). */
+function namedTensorsFromJSON(input) {
+  const entries = Array.isArray(input) ? input.map((t) => [t.name, t]) : Object.entries(input);
+  return entries.map(([name, json]) => ({name, tensor: tensorFromJSON(json)}));
+}
+
+async function encode(options) {
+  const namedTensors = namedTensorsFromJSON(JSON.parse(await readFile(options['tensors-json'], 'utf8')));
+  const {data, specs} = await tf.io.encodeWeights(namedTensors);
+  await writeFile(options['out-weights'], Buffer.from(data));
+  await writeFile(options['out-specs'], JSON.stringify(specs));
+  return {specs, byteLength: data.byteLength};
+}
+
+const HEADER_OPTION = {header: {type: 'string', multiple: true}};
+
+const COMMANDS = {
+  'save-layers': {
+    run: saveLayers,
+    required: ['url'],
+    options: {
+      url: {type: 'string'},
+      method: {type: 'string'},
+      model: {type: 'string', default: 'dense'},
+      seed: {type: 'string', default: '0'},
+      ...HEADER_OPTION,
+    },
+  },
+  'load-layers': {
+    run: loadLayers,
+    required: ['url'],
+    options: {url: {type: 'string'}, input: {type: 'string'}, ...HEADER_OPTION},
+  },
+  'load-graph': {
+    run: loadGraph,
+    required: ['url', 'input'],
+    options: {url: {type: 'string'}, input: {type: 'string'}, ...HEADER_OPTION},
+  },
+  'decode': {
+    run: decode,
+    required: ['manifest-json', 'weights'],
+    options: {'manifest-json': {type: 'string'}, 'weights': {type: 'string', multiple: true}},
+  },
+  'encode': {
+    run: encode,
+    required: ['tensors-json', 'out-weights', 'out-specs'],
+    options: {
+      'tensors-json': {type: 'string'},
+      'out-weights': {type: 'string'},
+      'out-specs': {type: 'string'},
+    },
+  },
+};
+
+function parseCommandLine(argv) {
+  const [name, ...args] = argv;
+  const command = COMMANDS[name];
+  if (!command) {
+    throw new Error(`unknown command '${name ?? ''}', expected one of ${Object.keys(COMMANDS).join(', ')}`);
+  }
+  const {values} = parseArgs({args, options: command.options, strict: true});
+  const missing = command.required.filter((key) => values[key] === undefined);
+  if (missing.length > 0) throw new Error(`${name}: missing --${missing.join(', --')}`);
+  return {command, options: values};
+}
+
+async function main(argv) {
+  const {command, options} = parseCommandLine(argv);
+  // The webgl backend is registered too but cannot start in Node; pin the pure-JS one.
+  if (!(await tf.setBackend('cpu'))) throw new Error('could not initialise the cpu backend');
+  return command.run(options);
+}
+
+/** Node's fetch reports only "fetch failed"; the useful part (ECONNREFUSED, ...) is in `cause`. */
+function describeError(error) {
+  const message = error?.message ?? String(error);
+  return error?.cause?.message ? `${message}: ${error.cause.message}` : message;
+}
+
+function emit(result, exitCode) {
+  process.stdout.write(JSON.stringify(result) + '\n');
+  process.exitCode = exitCode;
+}
+
+main(process.argv.slice(2)).then(
+    (result) => emit({ok: true, ...result}, 0),
+    (error) => emit({ok: false, error: describeError(error)}, 1));
