@@ -109,8 +109,7 @@ class SqliteBackend:
 
     def _setup(self, connection: sqlite3.Connection) -> None:
         connection.execute("PRAGMA journal_mode=WAL")
-        with _transaction(connection):
-            connection.executescript(_SCHEMA)
+        connection.executescript(_SCHEMA)
         stale = time.time() - STALE_STAGING_SECONDS
         for (blob_id,) in connection.execute(
             "SELECT id FROM blobs WHERE committed = 0 AND created < ?", (stale,)

@@ -5,6 +5,7 @@
 //   bool          -> 0/1
 //   string        -> UTF-8-decoded strings
 //   complex64     -> interleaved [re0, im0, re1, im1, ...] (the on-disk order)
+// Non-finite floats and -0.0 survive via py_json.mjs.
 import * as tf from '@tensorflow/tfjs';
 
 /** Flat JSON-safe values; for complex64 the CPU backend already interleaves re/im. */
@@ -24,13 +25,25 @@ export async function layerWeightsToJSON(variables) {
   })));
 }
 
+/** Number() also maps the 'NaN'/'Infinity'/'-Infinity' strings parsePyJSON produces. */
+function toNumbers(nested) {
+  return Array.isArray(nested) ? nested.map(toNumbers) : Number(nested);
+}
+
 export function tensorFromJSON({dtype, shape, values}) {
+  if (dtype === 'string') return tf.tensor(values, shape, dtype);
+  const numbers = toNumbers(values);
   if (dtype === 'complex64') {
-    const real = values.filter((_, i) => i % 2 === 0);
-    const imag = values.filter((_, i) => i % 2 === 1);
+    const real = numbers.filter((_, i) => i % 2 === 0);
+    const imag = numbers.filter((_, i) => i % 2 === 1);
     return tf.tidy(() => tf.complex(real, imag).reshape(shape));
   }
-  return tf.tensor(values, shape, dtype);
+  return tf.tensor(numbers, shape, dtype);
+}
+
+/** A float32 tensor from a nested JSON array such as [[1, 2, 3]]. */
+export function float32FromNested(nested) {
+  return tf.tensor(toNumbers(nested), undefined, 'float32');
 }
 
 /** Nested arrays for one tensor, or a list of them for a multi-output result. */

@@ -1,13 +1,17 @@
 #!/usr/bin/env node
 // CLI that drives the real @tensorflow/tfjs IO code against a modelshelf server.
-// Contract: stdout carries exactly one JSON line. {"ok": true, ...} with exit 0,
-// or {"ok": false, "error": "..."} with exit 1. See README.md for the commands.
+// Contract: stdout carries exactly one JSON line (Python json dialect, see
+// py_json.mjs). {"ok": true, ...} with exit 0, or {"ok": false, "error": "..."}
+// with exit 1. See README.md for the commands.
 import {readFile, writeFile} from 'node:fs/promises';
 import {parseArgs} from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 
 import {buildModel, fixedInputFor} from './models.mjs';
-import {flatValues, layerWeightsToJSON, nestedArrays, tensorFromJSON, tensorToJSON} from './tensor_json.mjs';
+import {parsePyJSON, stringifyPyJSON} from './py_json.mjs';
+import {
+  flatValues, float32FromNested, layerWeightsToJSON, nestedArrays, tensorFromJSON, tensorToJSON,
+} from './tensor_json.mjs';
 
 // stdout is reserved for the result line; anything TF.js logs goes to stderr.
 console.log = console.error;
@@ -41,14 +45,10 @@ function loadOptionsFrom(options) {
   return Object.keys(requestInit).length > 0 ? {requestInit} : {};
 }
 
-function parseSeed(text = '0') {
+function parseSeed(text) {
   const seed = Number(text);
   if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got '${text}'`);
   return seed;
-}
-
-function inputTensorFromJSON(text) {
-  return tf.tensor(JSON.parse(text), undefined, 'float32');
 }
 
 /** TF.js never reads the save response body, so the harness does it for the tests. */
@@ -75,10 +75,27 @@ async function layersModelReport(model, input) {
   };
 }
 
+/**
+ * On a non-2xx save TF.js throws with just the status in the message. The global
+ * fetch is wrapped (TF.js would call it anyway) so the failure report can carry
+ * the server's status and body too.
+ */
+async function saveRecordingResponse(model, url, requestInit, saveConfig) {
+  let lastResponse = null;
+  const fetchFunc = async (...args) => (lastResponse = await fetch(...args));
+  try {
+    return await model.save(tf.io.http(url, {requestInit, fetchFunc}), saveConfig);
+  } catch (error) {
+    if (lastResponse) {
+      error.httpResponse = {status: lastResponse.status, body: await jsonBodyOrNull(lastResponse)};
+    }
+    throw error;
+  }
+}
+
 async function saveLayers(options) {
   const {model, saveConfig} = await buildModel(options.model, parseSeed(options.seed));
-  const handler = tf.io.http(options.url, {requestInit: requestInitFrom(options)});
-  const result = await model.save(handler, saveConfig);
+  const result = await saveRecordingResponse(model, options.url, requestInitFrom(options), saveConfig);
   const response = result.responses[0];
   return {
     modelArtifactsInfo: result.modelArtifactsInfo,
@@ -91,14 +108,16 @@ async function saveLayers(options) {
 async function loadLayers(options) {
   // A plain URL string, as applications pass it, so TF.js's own routing is exercised.
   const model = await tf.loadLayersModel(options.url, loadOptionsFrom(options));
-  const input = options.input ? inputTensorFromJSON(options.input) : fixedInputFor(model.inputs[0].shape);
+  const input = options.input ?
+    float32FromNested(parsePyJSON(options.input)) :
+    fixedInputFor(model.inputs[0].shape);
   return layersModelReport(model, input);
 }
 
 async function loadGraph(options) {
   const model = await tf.loadGraphModel(options.url, loadOptionsFrom(options));
   // executeAsync also handles graphs with control flow, which predict() refuses.
-  const outputs = await model.executeAsync(inputTensorFromJSON(options.input));
+  const outputs = await model.executeAsync(float32FromNested(parsePyJSON(options.input)));
   const weights = {};
   for (const [name, tensors] of Object.entries(model.weights)) {
     weights[name] = await flatValues(tensors[0]);
@@ -131,14 +150,17 @@ async function decode(options) {
   return {tensors};
 }
 
-/** Accepts {name: {dtype, shape, values}} or [{name, dtype, shape, values}] (keeps order for numeric names). */
+/**
+ * Accepts {name: {dtype, shape, values}} or [{name, dtype, shape, values}]. The
+ * list form exists because JS objects put integer-like keys ("0", "12") first.
+ */
 function namedTensorsFromJSON(input) {
   const entries = Array.isArray(input) ? input.map((t) => [t.name, t]) : Object.entries(input);
   return entries.map(([name, json]) => ({name, tensor: tensorFromJSON(json)}));
 }
 
 async function encode(options) {
-  const namedTensors = namedTensorsFromJSON(JSON.parse(await readFile(options['tensors-json'], 'utf8')));
+  const namedTensors = namedTensorsFromJSON(parsePyJSON(await readFile(options['tensors-json'], 'utf8')));
   const {data, specs} = await tf.io.encodeWeights(namedTensors);
   await writeFile(options['out-weights'], Buffer.from(data));
   await writeFile(options['out-specs'], JSON.stringify(specs));
@@ -211,10 +233,10 @@ function describeError(error) {
 }
 
 function emit(result, exitCode) {
-  process.stdout.write(JSON.stringify(result) + '\n');
+  process.stdout.write(stringifyPyJSON(result) + '\n');
   process.exitCode = exitCode;
 }
 
 main(process.argv.slice(2)).then(
     (result) => emit({ok: true, ...result}, 0),
-    (error) => emit({ok: false, error: describeError(error)}, 1));
+    (error) => emit({ok: false, error: describeError(error), ...error?.httpResponse}, 1));

@@ -1,0 +1,449 @@
+"""A store of versioned models over one backend: the one place that knows what a model is."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from backends.errors import NotFoundError, StorageError
+from backends.ops import delete_if_present, iter_keys, put_bytes, read_all
+from backends.protocol import Backend, ObjectStream
+from modelstore import layout
+from modelstore.errors import (
+    InvalidModelError,
+    ModelNotFoundError,
+    PayloadTooLargeError,
+    QuotaExceededError,
+    VersionNotFoundError,
+    WeightFileNotFoundError,
+)
+from modelstore.jsjson import js_byte_length
+from modelstore.manifest import (
+    ValidatedModelJson,
+    WeightFileSpec,
+    normalize_weight_path,
+    parse_model_json,
+)
+from modelstore.version_ids import iso_date, new_version_id
+from modelstore.weights import WeightStreamChecker
+from schemas.artifacts import ModelArtifactsInfo
+from schemas.versions import StoredFile, VersionInfo
+
+DEFAULT_MAX_MODEL_JSON_BYTES = 64 << 20
+PUBLISH_ATTEMPTS = 5
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class WeightUpload:
+    """One weight file arriving for a save, named as model.json's manifest names it."""
+
+    path: str
+    chunks: AsyncIterable[bytes]
+
+
+@dataclass(slots=True)
+class ModelPage:
+    """One page of a model listing: each model's current version, and the next cursor."""
+
+    models: dict[str, VersionInfo]
+    next_cursor: str | None
+
+
+class ModelStore:
+    """Versioned TF.js models in one backend, under the store name ``name``."""
+
+    def __init__(
+        self,
+        name: str,
+        backend: Backend,
+        *,
+        quota_bytes: int | None = None,
+        max_model_json_bytes: int = DEFAULT_MAX_MODEL_JSON_BYTES,
+    ) -> None:
+        self.name = name
+        self.backend = backend
+        self.quota_bytes = quota_bytes
+        self.max_model_json_bytes = max_model_json_bytes
+
+    def url(self, model_name: str) -> str:
+        """The model's URL as TF.js writes it: ``indexeddb://my-model``."""
+        return f"{self.name}://{model_name}"
+
+    # -- saving ----------------------------------------------------------------------------
+
+    async def save(
+        self,
+        model_name: str,
+        model_json: bytes,
+        weight_files: AsyncIterable[WeightUpload] | None = None,
+        *,
+        declared_bytes: int | None = None,
+    ) -> VersionInfo:
+        """Store a new version and make it current once every byte is stored.
+
+        Args:
+            model_name: the model's name in this store.
+            model_json: model.json as uploaded; kept byte for byte.
+            weight_files: the manifest's files in manifest order; files of an
+                all-empty tail may be left out.
+            declared_bytes: the upload's size if known, to refuse an over-quota save early.
+
+        Raises:
+            InvalidNameError, InvalidModelError, WeightSizeMismatchError,
+            QuotaExceededError, PayloadTooLargeError, StorageError.
+        """
+        layout.validate_model_name(model_name)
+        if len(model_json) > self.max_model_json_bytes:
+            raise PayloadTooLargeError(
+                f"model.json is {len(model_json)} bytes; the limit is {self.max_model_json_bytes}"
+            )
+        model = parse_model_json(model_json)
+        budget = await self._budget(declared_bytes)
+        version_id = new_version_id()
+        try:
+            version = await self._store_version(model_name, version_id, model, model_json,
+                                                weight_files, budget)  # fmt: skip
+        except BaseException:
+            await asyncio.shield(self._discard_version(model_name, version_id))
+            raise
+        try:
+            await self._publish_current(model_name)
+        except StorageError:
+            # The version is committed; only the static copy at NAME/model.json lags.
+            logger.exception("could not publish %s/model.json", self.url(model_name))
+        return version
+
+    async def _store_version(
+        self,
+        model_name: str,
+        version_id: str,
+        model: ValidatedModelJson,
+        model_json: bytes,
+        weight_files: AsyncIterable[WeightUpload] | None,
+        budget: _Budget,
+    ) -> VersionInfo:
+        checker = WeightStreamChecker(model.entries)
+        stored = await self._store_weight_files(model_name, version_id, model, weight_files,
+                                                checker, budget)  # fmt: skip
+        checker.finish()
+        budget.spend(len(model_json))
+        original_key = layout.original_model_json_key(model_name, version_id)
+        await put_bytes(self.backend, original_key, model_json)
+        version = _version_info(version_id, model, model_json, stored, checker.total)
+        await put_bytes(self.backend, layout.record_key(model_name, version_id),
+                        version.model_dump_json().encode())  # fmt: skip
+        return version
+
+    async def _store_weight_files(
+        self,
+        model_name: str,
+        version_id: str,
+        model: ValidatedModelJson,
+        weight_files: AsyncIterable[WeightUpload] | None,
+        checker: WeightStreamChecker,
+        budget: _Budget,
+    ) -> list[StoredFile]:
+        expected = list(model.files)
+        stored: list[StoredFile] = []
+        async for upload in weight_files or _no_uploads():
+            spec = _match_upload(upload.path, expected, len(stored))
+            stored.append(await self._store_weight_file(model_name, version_id, spec,
+                                                        upload.chunks, checker, budget))  # fmt: skip
+            _finish_group_if_complete(model, spec, len(stored), checker)
+        for spec in expected[len(stored) :]:
+            _require_nothing_pending(checker, spec)
+            stored.append(await self._store_weight_file(model_name, version_id, spec,
+                                                        _no_bytes(), checker, budget))  # fmt: skip
+            _finish_group_if_complete(model, spec, len(stored), checker)
+        return stored
+
+    async def _store_weight_file(
+        self,
+        model_name: str,
+        version_id: str,
+        spec: WeightFileSpec,
+        chunks: AsyncIterable[bytes],
+        checker: WeightStreamChecker,
+        budget: _Budget,
+    ) -> StoredFile:
+        digest = hashlib.sha256()
+        key = layout.weight_file_key(model_name, version_id, spec.path)
+        info = await self.backend.put(key, _metered(chunks, checker, digest, budget))
+        return StoredFile(path=spec.path, size=info.size, sha256=digest.hexdigest())
+
+    async def _budget(self, declared_bytes: int | None) -> _Budget:
+        if self.quota_bytes is None:
+            return _Budget(None, self.name)
+        available = self.quota_bytes - await self.usage()
+        if declared_bytes is not None and declared_bytes > available:
+            raise QuotaExceededError(_quota_message(self.name, self.quota_bytes, available))
+        return _Budget(available, self.name, self.quota_bytes)
+
+    async def usage(self) -> int:
+        """Bytes stored in this store, every version of every model counted."""
+        return sum([info.size async for info in iter_keys(self.backend)])
+
+    async def _discard_version(self, model_name: str, version_id: str) -> None:
+        await delete_if_present(self.backend, layout.record_key(model_name, version_id))
+        await delete_if_present(self.backend, layout.original_model_json_key(model_name, version_id))
+        folder = layout.version_folder(model_name, version_id)
+        for info in [info async for info in iter_keys(self.backend, folder)]:
+            await delete_if_present(self.backend, info.key)
+
+    async def _publish_current(self, model_name: str) -> None:
+        """Put the current version's model.json at NAME/model.json for static serving.
+
+        Concurrent saves can race here; re-checking after each write ends on the newest.
+        """
+        key = layout.published_model_json_key(model_name)
+        for _ in range(PUBLISH_ATTEMPTS):
+            version_ids = await self.version_ids(model_name)
+            if not version_ids:
+                await delete_if_present(self.backend, key)
+                return
+            newest = version_ids[-1]
+            await put_bytes(self.backend, key, await self.published_model_json(model_name, newest))
+            if (await self.version_ids(model_name))[-1:] == [newest]:
+                return
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def version_ids(self, model_name: str) -> list[str]:
+        """Committed version ids of a model, oldest first; empty when it does not exist."""
+        layout.validate_model_name(model_name)
+        prefix = layout.catalog_prefix(model_name)
+        found = [layout.parse_record_key(info.key) async for info in iter_keys(self.backend, prefix)]
+        return sorted(parsed[1] for parsed in found if parsed and parsed[0] == model_name)
+
+    async def version(self, model_name: str, version_id: str | None = None) -> VersionInfo:
+        """One version (the current one by default); raises Model/VersionNotFoundError."""
+        if version_id is None:
+            version_ids = await self.version_ids(model_name)
+            if not version_ids:
+                raise ModelNotFoundError(f"there is no model {self.url(model_name)!r}")
+            version_id = version_ids[-1]
+        try:
+            raw = await read_all(self.backend, layout.record_key(model_name, version_id))
+        except NotFoundError:
+            raise await self._version_missing(model_name, version_id) from None
+        return VersionInfo.model_validate_json(raw)
+
+    async def versions(self, model_name: str) -> list[VersionInfo]:
+        """Every version, oldest first; raises ModelNotFoundError."""
+        versions = []
+        for version_id in await self.version_ids(model_name):
+            try:
+                versions.append(await self.version(model_name, version_id))
+            except VersionNotFoundError:
+                continue  # removed concurrently
+        if not versions:
+            raise ModelNotFoundError(f"there is no model {self.url(model_name)!r}")
+        return versions
+
+    async def original_model_json(self, model_name: str, version_id: str) -> bytes:
+        """model.json exactly as it was saved."""
+        try:
+            return await read_all(
+                self.backend, layout.original_model_json_key(model_name, version_id)
+            )
+        except NotFoundError:
+            raise await self._version_missing(model_name, version_id) from None
+
+    async def published_model_json(self, model_name: str, version_id: str) -> bytes:
+        """model.json as served: weight paths point at the version's immutable files."""
+        document = json.loads(await self.original_model_json(model_name, version_id))
+        prefix = layout.weight_file_prefix(model_name, version_id)
+        for group in document.get("weightsManifest") or []:
+            group["paths"] = [prefix + spec for spec in _normalized_paths(group["paths"])]
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+    async def open_weight_file(
+        self, model_name: str, version_id: str, path: str
+    ) -> tuple[StoredFile, ObjectStream]:
+        """Open one stored weight file of a version; raises WeightFileNotFoundError."""
+        version = await self.version(model_name, version_id)
+        stored = next((item for item in version.files if item.path == path), None)
+        if stored is None:
+            raise WeightFileNotFoundError(
+                f"version {version_id} of {self.url(model_name)!r} has no weight file {path!r}"
+            )
+        key = layout.weight_file_key(model_name, version_id, path)
+        return stored, await self.backend.get(key)
+
+    async def list_models(
+        self, prefix: str = "", *, cursor: str | None = None, limit: int = 1000
+    ) -> ModelPage:
+        """Models whose names start with ``prefix``, with their current versions."""
+        newest: dict[str, str] = {}
+        start = f"{layout.catalog_prefix(cursor)}\U0010ffff" if cursor else None
+        async for name, version_id in self._record_keys(prefix, start):
+            if name not in newest and len(newest) == limit:
+                return ModelPage(await self._current_records(newest), list(newest)[-1])
+            newest[name] = max(version_id, newest.get(name, version_id))
+        return ModelPage(await self._current_records(newest), None)
+
+    async def _record_keys(
+        self, prefix: str, start_after: str | None
+    ) -> AsyncIterator[tuple[str, str]]:
+        listing_prefix = f"{layout.CATALOG}/{prefix}"
+        while True:
+            page = await self.backend.list(listing_prefix, start_after=start_after)
+            for info in page.items:
+                parsed = layout.parse_record_key(info.key)
+                if parsed:
+                    yield parsed
+            if page.next_cursor is None:
+                return
+            start_after = page.next_cursor
+
+    async def _current_records(self, newest: dict[str, str]) -> dict[str, VersionInfo]:
+        found: dict[str, VersionInfo] = {}
+        for name, version_id in newest.items():
+            try:
+                found[name] = await self.version(name, version_id)
+            except NotFoundError:
+                continue  # removed concurrently
+        return found
+
+    async def _version_missing(self, model_name: str, version_id: str) -> NotFoundError:
+        if not await self.version_ids(model_name):
+            return ModelNotFoundError(f"there is no model {self.url(model_name)!r}")
+        return VersionNotFoundError(
+            f"model {self.url(model_name)!r} has no version {version_id!r}"
+        )
+
+    # -- removing --------------------------------------------------------------------------
+
+    async def remove(self, model_name: str, version_id: str | None = None) -> list[VersionInfo]:
+        """Remove one version, or the whole model; returns the versions before removal.
+
+        Removing the current version makes the newest remaining one current; removing
+        the last one removes the model. Raises Model/VersionNotFoundError.
+        """
+        versions = await self.versions(model_name)
+        doomed = [v for v in versions if version_id is None or v.id == version_id]
+        if not doomed:
+            raise await self._version_missing(model_name, version_id or "")
+        for version in reversed(doomed):
+            await self._discard_version(model_name, version.id)
+        await self._publish_current(model_name)
+        return versions
+
+    async def close(self) -> None:
+        await self.backend.close()
+
+
+class _Budget:
+    """Bytes a save may still write before the store's quota is exceeded."""
+
+    def __init__(self, available: int | None, store: str, quota: int | None = None) -> None:
+        self.available = available
+        self.store = store
+        self.quota = quota
+
+    def spend(self, size: int) -> None:
+        if self.available is None:
+            return
+        self.available -= size
+        if self.available < 0:
+            assert self.quota is not None
+            raise QuotaExceededError(_quota_message(self.store, self.quota, None))
+
+
+def _quota_message(store: str, quota: int, available: int | None) -> str:
+    room = f" ({max(available, 0)} bytes free)" if available is not None else ""
+    return (
+        f"store {store!r} would exceed its quota of {quota} bytes{room}; remove old models "
+        f"or versions, or raise the store's quota"
+    )
+
+
+async def _metered(
+    chunks: AsyncIterable[bytes],
+    checker: WeightStreamChecker,
+    digest: Any,
+    budget: _Budget,
+) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        budget.spend(len(chunk))
+        checker.feed(chunk)
+        digest.update(chunk)
+        yield chunk
+
+
+def _match_upload(path: str, expected: list[WeightFileSpec], index: int) -> WeightFileSpec:
+    normalized = normalize_weight_path(path)
+    if index < len(expected) and expected[index].path == normalized:
+        return expected[index]
+    listed = [spec.path for spec in expected]
+    if normalized not in listed:
+        raise InvalidModelError(
+            f"uploaded weight file {path!r} is not in model.json's weightsManifest paths {listed}"
+        )
+    raise InvalidModelError(
+        f"weight file {path!r} arrived out of order; send the files in weightsManifest "
+        f"order: {listed}"
+    )
+
+
+def _finish_group_if_complete(
+    model: ValidatedModelJson, spec: WeightFileSpec, stored_count: int, checker: WeightStreamChecker
+) -> None:
+    is_last_of_group = all(later.group != spec.group for later in model.files[stored_count:])
+    if is_last_of_group:
+        checker.finish_group(spec.group)
+
+
+def _require_nothing_pending(checker: WeightStreamChecker, spec: WeightFileSpec) -> None:
+    try:
+        checker.finish()
+    except InvalidModelError:
+        raise InvalidModelError(
+            f"the upload has no data for weight file {spec.manifest_path!r} listed in "
+            f"model.json; send it as a part named after its path"
+        ) from None
+
+
+def _normalized_paths(paths: list[str]) -> list[str]:
+    return [normalize_weight_path(path) for path in paths]
+
+
+def _version_info(
+    version_id: str,
+    model: ValidatedModelJson,
+    model_json: bytes,
+    stored: list[StoredFile],
+    weight_bytes: int,
+) -> VersionInfo:
+    date_saved = iso_date(datetime.now(UTC))
+    topology = model.document.get("modelTopology")
+    info = ModelArtifactsInfo(
+        dateSaved=date_saved,
+        modelTopologyType="JSON",
+        modelTopologyBytes=0 if topology is None else js_byte_length(topology),
+        weightSpecsBytes=0 if "weightsManifest" not in model.document
+        else js_byte_length(model.weight_specs),
+        weightDataBytes=weight_bytes,
+    )  # fmt: skip
+    model_json_file = StoredFile(
+        path=layout.MODEL_JSON, size=len(model_json), sha256=hashlib.sha256(model_json).hexdigest()
+    )
+    return VersionInfo(id=version_id, dateSaved=date_saved, modelArtifactsInfo=info,
+                       modelJson=model_json_file, files=stored)  # fmt: skip
+
+
+async def _no_uploads() -> AsyncIterator[WeightUpload]:
+    return
+    yield
+
+
+async def _no_bytes() -> AsyncIterator[bytes]:
+    return
+    yield
