@@ -44,16 +44,25 @@ class LocalBackend:
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
         path = self._path(key)
+        temp = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}")
         with _translated(key, writing=True):
             await _run(_make_parents, path)
-            temp = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}")
-            try:
-                await _write_synced(temp, chunks)
+            handle = await aiofiles.open(temp, "wb")
+        try:
+            # Errors of the source propagate as they are; only our own I/O is translated.
+            async for chunk in chunks:
+                with _translated(key, writing=True):
+                    await handle.write(chunk)
+            with _translated(key, writing=True):
+                await handle.flush()
+                await _run(os.fsync, handle.fileno())
+                await handle.close()
                 await _run(os.replace, temp, path)
-            except BaseException:
-                await _run(_unlink_quietly, temp)
-                raise
-            return _info(key, await _run(os.stat, path))
+                return _info(key, await _run(os.stat, path))
+        except BaseException:
+            await handle.close()
+            await _run(_unlink_quietly, temp)
+            raise
 
     async def get(self, key: str) -> ObjectStream:
         path = self._path(key)
@@ -111,14 +120,6 @@ def _walk_keys(folder: Path, root: Path) -> Iterator[str]:
         for filename in filenames:
             if not filename.startswith(TEMP_PREFIX):
                 yield (Path(dirpath) / filename).relative_to(root).as_posix()
-
-
-async def _write_synced(path: Path, chunks: AsyncIterable[bytes]) -> None:
-    async with aiofiles.open(path, "wb") as handle:
-        async for chunk in chunks:
-            await handle.write(chunk)
-        await handle.flush()
-        await _run(os.fsync, handle.fileno())
 
 
 async def _read_chunks(handle: Any, key: str) -> AsyncIterator[bytes]:
@@ -182,6 +183,10 @@ def _translated(key: str, *, writing: bool = False) -> Iterator[None]:
         yield
     except StorageError:
         raise
+    except IsADirectoryError:
+        if writing:
+            raise InvalidKeyError(f"key {key!r} is already the folder of other keys") from None
+        raise NotFoundError(f"no value at key {key!r}") from None
     except NotADirectoryError:
         if writing:
             raise InvalidKeyError(f"key {key!r} runs through an existing value") from None

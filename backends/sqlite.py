@@ -53,8 +53,11 @@ class SqliteBackend:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        with _translated("(database)"):
+        try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UnavailableError(f"cannot create the folder of {self.path}: {error}") from error
+        with _translated("(database)"):
             self._setup(self._connection())
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
@@ -273,8 +276,6 @@ def _translated(key: str) -> Iterator[None]:
         primary = getattr(error, "sqlite_errorcode", 0) & 0xFF
         kind = _ERROR_CODES.get(primary, StorageError)
         raise kind(f"SQLite failed for key {key!r}: {error}") from error
-    except OSError as error:
-        raise UnavailableError(f"cannot open the SQLite file: {error}") from error
 
 
 def from_url(body: str, options: dict[str, str]) -> SqliteBackend:

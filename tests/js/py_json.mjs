@@ -16,7 +16,7 @@ function numberToken(n) {
 /** JSON.stringify (compact) that keeps non-finite numbers and -0.0. */
 export function stringifyPyJSON(value) {
   if (typeof value === 'number') return numberToken(value);
-  if (Array.isArray(value)) return `[${value.map((item) => stringifyPyJSON(item ?? null)).join(',')}]`;
+  if (Array.isArray(value)) return `[${value.map(stringifyPyJSON).join(',')}]`;
   if (value !== null && typeof value === 'object' && typeof value.toJSON !== 'function') {
     const members = Object.entries(value)
         .filter(([, member]) => member !== undefined)
@@ -34,5 +34,6 @@ const STRING_OR_NONFINITE = /"(?:[^"\\]|\\.)*"|-?Infinity|NaN/g;
  * back as the strings 'NaN', 'Infinity', '-Infinity', which Number() converts.
  */
 export function parsePyJSON(text) {
-  return JSON.parse(text.replace(STRING_OR_NONFINITE, (token) => (token.startsWith('"') ? token : `"${token}"`)));
+  const quoteBareToken = (token) => (token.startsWith('"') ? token : `"${token}"`);
+  return JSON.parse(text.replace(STRING_OR_NONFINITE, quoteBareToken));
 }

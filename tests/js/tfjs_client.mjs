@@ -64,7 +64,8 @@ async function jsonBodyOrNull(response) {
 async function optimizerWeightsToJSON(model) {
   if (!model.optimizer) return null;
   const namedTensors = await model.optimizer.getWeights();
-  return Promise.all(namedTensors.map(async ({name, tensor}) => ({name, ...(await tensorToJSON(tensor))})));
+  return Promise.all(
+      namedTensors.map(async ({name, tensor}) => ({name, ...(await tensorToJSON(tensor))})));
 }
 
 async function layersModelReport(model, input) {
@@ -95,7 +96,8 @@ async function saveRecordingResponse(model, url, requestInit, saveConfig) {
 
 async function saveLayers(options) {
   const {model, saveConfig} = await buildModel(options.model, parseSeed(options.seed));
-  const result = await saveRecordingResponse(model, options.url, requestInitFrom(options), saveConfig);
+  const requestInit = requestInitFrom(options);
+  const result = await saveRecordingResponse(model, options.url, requestInit, saveConfig);
   const response = result.responses[0];
   return {
     modelArtifactsInfo: result.modelArtifactsInfo,
@@ -160,7 +162,8 @@ function namedTensorsFromJSON(input) {
 }
 
 async function encode(options) {
-  const namedTensors = namedTensorsFromJSON(parsePyJSON(await readFile(options['tensors-json'], 'utf8')));
+  const input = parsePyJSON(await readFile(options['tensors-json'], 'utf8'));
+  const namedTensors = namedTensorsFromJSON(input);
   const {data, specs} = await tf.io.encodeWeights(namedTensors);
   await writeFile(options['out-weights'], Buffer.from(data));
   await writeFile(options['out-specs'], JSON.stringify(specs));
@@ -211,7 +214,8 @@ function parseCommandLine(argv) {
   const [name, ...args] = argv;
   const command = COMMANDS[name];
   if (!command) {
-    throw new Error(`unknown command '${name ?? ''}', expected one of ${Object.keys(COMMANDS).join(', ')}`);
+    const known = Object.keys(COMMANDS).join(', ');
+    throw new Error(`unknown command '${name ?? ''}', expected one of ${known}`);
   }
   const {values} = parseArgs({args, options: command.options, strict: true});
   const missing = command.required.filter((key) => values[key] === undefined);

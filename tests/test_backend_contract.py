@@ -1,0 +1,165 @@
+"""The one contract every backend keeps, run over each of them ([memory], [file], [sqlite], [s3])."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+
+from backends import Backend, InvalidKeyError, NotFoundError, open_backend
+from backends.ops import iter_keys, put_bytes, read_all
+
+
+async def chunked(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for offset in range(0, len(data), size):
+        yield data[offset : offset + size]
+
+
+async def failing_after(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+    raise ConnectionResetError("source broke")
+
+
+async def test_put_then_get(backend: Backend) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    info = await backend.put("a/b.bin", chunked(data, 65536))
+    assert info.size == len(data)
+    stream = await backend.get("a/b.bin")
+    assert stream.info.size == len(data)
+    assert stream.info.etag == info.etag
+    assert b"".join([chunk async for chunk in stream]) == data
+
+
+async def test_empty_value(backend: Backend) -> None:
+    await put_bytes(backend, "empty", b"")
+    assert (await backend.head("empty")).size == 0
+    assert await read_all(backend, "empty") == b""
+
+
+async def test_overwrite_replaces_value_and_etag(backend: Backend) -> None:
+    first = await put_bytes(backend, "k", b"one")
+    second = await put_bytes(backend, "k", b"second")
+    assert await read_all(backend, "k") == b"second"
+    assert (await backend.head("k")).etag == second.etag
+    assert first.etag != second.etag
+
+
+async def test_missing_key_raises_not_found(backend: Backend) -> None:
+    for operation in (backend.get, backend.head, backend.delete):
+        with pytest.raises(NotFoundError):
+            await operation("nope/missing")
+    with pytest.raises(FileNotFoundError):  # NotFoundError is a FileNotFoundError too
+        await backend.head("nope")
+
+
+async def test_delete_removes(backend: Backend) -> None:
+    await put_bytes(backend, "x/y", b"1")
+    await backend.delete("x/y")
+    with pytest.raises(NotFoundError):
+        await backend.get("x/y")
+    assert [info.key async for info in iter_keys(backend)] == []
+
+
+async def test_failed_source_leaves_nothing(backend: Backend) -> None:
+    with pytest.raises(ConnectionResetError):
+        await backend.put("half", failing_after(b"x" * 100_000))
+    assert [info.key async for info in iter_keys(backend)] == []
+    with pytest.raises(NotFoundError):
+        await backend.head("half")
+
+
+async def test_failed_overwrite_keeps_old_value(backend: Backend) -> None:
+    await put_bytes(backend, "keep", b"old")
+    with pytest.raises(ConnectionResetError):
+        await backend.put("keep", failing_after(b"new" * 1000))
+    assert await read_all(backend, "keep") == b"old"
+    assert [info.key async for info in iter_keys(backend)] == ["keep"]
+
+
+async def test_list_prefix_sorted_with_sizes(backend: Backend) -> None:
+    for key in ["b/2", "a/1", "ab", "a/0/deep", "c"]:
+        await put_bytes(backend, key, key.encode())
+    page = await backend.list("a")
+    assert [info.key for info in page.items] == ["a/0/deep", "a/1", "ab"]
+    assert [info.size for info in page.items] == [8, 3, 2]
+    assert page.next_cursor is None
+    assert [info.key for info in (await backend.list("a/")).items] == ["a/0/deep", "a/1"]
+    assert (await backend.list("zzz")).items == []
+
+
+async def test_list_pagination(backend: Backend) -> None:
+    keys = [f"p/{index:03d}" for index in range(25)]
+    for key in keys:
+        await put_bytes(backend, key, b"")
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await backend.list("p/", start_after=cursor, limit=10)
+        seen += [info.key for info in page.items]
+        assert len(page.items) <= 10
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == keys
+
+
+async def test_unusual_but_valid_keys(backend: Backend) -> None:
+    keys = ["demo/management/model 1+ü", "sp ace/%41", "emoji/🙂", "dots/a.b..c", "~tilde/x"]
+    for key in keys:
+        await put_bytes(backend, key, key.encode())
+    for key in keys:
+        assert await read_all(backend, key) == key.encode()
+    assert sorted(keys) == [info.key async for info in iter_keys(backend)]
+
+
+@pytest.mark.parametrize(
+    "key", ["", "/abs", "a/../b", "..", "a//b", "a/", "nul\x00", "./a", "a\\b", "x" * 1100,
+            "seg/" + "y" * 300, "ctl\x07"],
+)  # fmt: skip
+async def test_invalid_keys_rejected(backend: Backend, key: str) -> None:
+    with pytest.raises(InvalidKeyError):
+        await put_bytes(backend, key, b"x")
+    with pytest.raises(InvalidKeyError):
+        await backend.get(key)
+
+
+async def test_key_that_is_also_a_prefix(backend: Backend) -> None:
+    await put_bytes(backend, "a/b", b"child")
+    if not backend.capabilities.prefix_keys:
+        with pytest.raises(InvalidKeyError):
+            await put_bytes(backend, "a", b"parent")
+        return
+    await put_bytes(backend, "a", b"parent")
+    assert await read_all(backend, "a") == b"parent"
+    assert await read_all(backend, "a/b") == b"child"
+
+
+async def test_persistent_backends_survive_reopen(backend: Backend, backend_url: str) -> None:
+    await put_bytes(backend, "durable", b"still here")
+    reopened = open_backend(backend_url)
+    try:
+        if backend.capabilities.persistent:
+            assert await read_all(reopened, "durable") == b"still here"
+        else:
+            with pytest.raises(NotFoundError):
+                await reopened.head("durable")
+    finally:
+        await reopened.close()
+
+
+async def test_partial_read_can_be_closed(backend: Backend) -> None:
+    await put_bytes(backend, "big", os.urandom(5 * 1024 * 1024))
+    stream = await backend.get("big")
+    first = await anext(stream.chunks)
+    assert 0 < len(first) <= stream.info.size
+    await stream.aclose()
+    await backend.delete("big")  # nothing holds the value open
+
+
+async def test_concurrent_puts_end_on_one_whole_value(backend: Backend) -> None:
+    values = [bytes([index]) * 2_000_000 for index in range(3)]
+    await asyncio.gather(*(backend.put("race", chunked(value, 100_000)) for value in values))
+    assert await read_all(backend, "race") in values
+    assert [info.key async for info in iter_keys(backend)] == ["race"]
