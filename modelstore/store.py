@@ -297,7 +297,7 @@ class ModelStore:
             page = await self.backend.list(listing_prefix, start_after=start_after)
             for info in page.items:
                 parsed = layout.parse_record_key(info.key)
-                if parsed:
+                if parsed and parsed[0].startswith(prefix):
                     yield parsed
             if page.next_cursor is None:
                 return

@@ -11,7 +11,7 @@ import numpy as np
 
 
 @dataclass
-class TestModel:
+class ModelFixture:
     """A model as a client would upload it: model.json and one file per manifest path."""
 
     document: dict[str, Any]
@@ -31,17 +31,17 @@ def topology(name: str = "m") -> dict[str, Any]:
             "keras_version": "tfjs-layers 4.22.0", "backend": "tensor_flow.js"}  # fmt: skip
 
 
-def http_saved(entries: list[dict[str, Any]], data: bytes, **extra: Any) -> TestModel:
+def http_saved(entries: list[dict[str, Any]], data: bytes, **extra: Any) -> ModelFixture:
     """The shape tf.io.http sends: one group, path ./model.weights.bin."""
     document: dict[str, Any] = {
         "modelTopology": topology(), "format": "layers-model",
         "generatedBy": "TensorFlow.js tfjs-layers v4.22.0", "convertedBy": None,
         "weightsManifest": [{"paths": ["./model.weights.bin"], "weights": entries}], **extra,
     }  # fmt: skip
-    return TestModel(document, {"./model.weights.bin": data})
+    return ModelFixture(document, {"./model.weights.bin": data})
 
 
-def dense_model(seed: int = 0, units: int = 3) -> TestModel:
+def dense_model(seed: int = 0, units: int = 3) -> ModelFixture:
     rng = np.random.default_rng(seed)
     kernel = rng.standard_normal((4, units)).astype("<f4")
     bias = rng.standard_normal(units).astype("<f4")
@@ -52,11 +52,11 @@ def dense_model(seed: int = 0, units: int = 3) -> TestModel:
     return http_saved(entries, kernel.tobytes() + bias.tobytes(), userDefinedMetadata={"seed": seed})
 
 
-def no_weights_model() -> TestModel:
+def no_weights_model() -> ModelFixture:
     return http_saved([], b"")
 
 
-def every_dtype_model() -> TestModel:
+def every_dtype_model() -> ModelFixture:
     strings = [b"a", "héllo".encode(), b""]
     string_bytes = b"".join(struct.pack("<I", len(s)) + s for s in strings)
     parts = [
@@ -72,7 +72,7 @@ def every_dtype_model() -> TestModel:
     return http_saved(entries, b"".join(data for *_, data in parts))
 
 
-def quantized_model() -> TestModel:
+def quantized_model() -> ModelFixture:
     entries = [
         {"name": "q8", "shape": [4], "dtype": "float32",
          "quantization": {"dtype": "uint8", "min": -1.0, "scale": 0.1, "original_dtype": "float32"}},
@@ -85,7 +85,7 @@ def quantized_model() -> TestModel:
     return http_saved(entries, data)
 
 
-def sharded_model(shard_bytes: int = 16) -> TestModel:
+def sharded_model(shard_bytes: int = 16) -> ModelFixture:
     """Converter layout: two groups, files group<G>-shard<I>of<N>.bin, equal-size shards."""
     groups: list[dict[str, Any]] = []
     files: dict[str, bytes] = {}
@@ -100,7 +100,7 @@ def sharded_model(shard_bytes: int = 16) -> TestModel:
     document = {"modelTopology": {"node": [], "library": {}, "versions": {}},
                 "format": "graph-model", "generatedBy": "2.15.0",
                 "convertedBy": "TensorFlow.js Converter v4.22.0", "weightsManifest": groups}  # fmt: skip
-    return TestModel(document, files)
+    return ModelFixture(document, files)
 
 
 ALL_MODELS = {
