@@ -1,0 +1,452 @@
+"""``s3://BUCKET[/PREFIX]``: values as objects in an S3 bucket (AWS or S3-compatible).
+
+boto3 blocks, so every call runs in a worker thread and nothing of boto3 leaves this
+module. A value larger than one part goes up as a multipart upload that is aborted on any
+failure (S3 failing, the source raising, the task being cancelled), so a failed put leaves
+nothing visible.
+
+Credentials come from the standard AWS chain (``AWS_ACCESS_KEY_ID`` /
+``AWS_SECRET_ACCESS_KEY``, profiles, instance roles). The ``access_key`` and ``secret_key``
+URL options exist for tests and are discouraged: URLs end up in logs and process listings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    IncompleteReadError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from backends.errors import (
+    InsufficientStorageError,
+    InvalidKeyError,
+    NotFoundError,
+    PermissionDeniedError,
+    StorageError,
+    UnavailableError,
+)
+from backends.keys import MAX_KEY_BYTES, validate_key
+from backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
+
+if TYPE_CHECKING:
+    from botocore.response import StreamingBody
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ListObjectsV2RequestTypeDef
+
+MIB = 1 << 20
+DEFAULT_PART_BYTES = 8 * MIB
+MIN_PART_BYTES = 5 * MIB  # S3 rejects smaller parts, except the last (EntityTooSmall)
+MAX_PART_BYTES = 5 * 1024 * MIB
+READ_CHUNK_BYTES = 1 * MIB
+MAX_LIST_PAGE = 1000  # S3 caps MaxKeys here
+URL_OPTIONS = ("endpoint_url", "region", "path_style", "part_size", "access_key", "secret_key")
+T = TypeVar("T")
+ObjectInfos = list[ObjectInfo]  # an alias: inside S3Backend, ``list`` names the method
+
+
+class S3Backend:
+    """Values stored as objects ``prefix + key`` in one bucket."""
+
+    capabilities = Capabilities(persistent=True, shared=True)
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        path_style: bool | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        part_size: int = DEFAULT_PART_BYTES,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+        max_attempts: int = 5,
+    ) -> None:
+        """A client for ``bucket``; ``path_style`` defaults to true when ``endpoint_url`` is set.
+
+        Raises:
+            InvalidKeyError: a bad bucket, prefix, part size, endpoint or half a key pair.
+        """
+        if not bucket:
+            raise InvalidKeyError("an S3 backend needs a bucket name")
+        if (access_key is None) != (secret_key is None):
+            raise InvalidKeyError("give both access_key and secret_key, or neither")
+        self.bucket = bucket
+        self.prefix = _normalised_prefix(prefix)
+        self.endpoint_url = endpoint_url
+        self.part_size = _checked_part_size(part_size)
+        self._bucket_seen = False
+        config = Config(
+            s3={"addressing_style": "path" if _default(path_style, endpoint_url) else "auto"},
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_pool_connections=16,
+        )
+        credentials = {"aws_access_key_id": access_key, "aws_secret_access_key": secret_key}
+        self._client = _new_client(endpoint_url, region, config, credentials)
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
+        object_key = self._object_key(key)
+        upload = _MultipartUpload(self._client, self.bucket, object_key)
+        with self._translated(key):
+            try:
+                last_part = await _send_full_parts(upload, chunks, self.part_size)
+                if upload.upload_id is None:  # the whole value fits in one part
+                    return await self._put_single(key, object_key, last_part)
+                etag = await upload.complete(last_part)
+            except BaseException:
+                await asyncio.shield(upload.abort())
+                raise
+        # Some servers answer CompleteMultipartUpload without an ETag (s3-testing.md).
+        return ObjectInfo(key, upload.size, _etag(etag)) if etag else await self.head(key)
+
+    async def get(self, key: str) -> ObjectStream:
+        object_key = self._object_key(key)
+        with self._translated(key):
+            response = await asyncio.to_thread(
+                self._client.get_object, Bucket=self.bucket, Key=object_key
+            )
+        info = ObjectInfo(key, response["ContentLength"], _etag(response["ETag"]))
+        return ObjectStream(info, _BodyChunks(response["Body"], partial(self._translated, key)))
+
+    async def head(self, key: str) -> ObjectInfo:
+        object_key = self._object_key(key)
+        with self._translated(key):
+            size, etag = await asyncio.to_thread(self._head_object, object_key)
+        return ObjectInfo(key, size, _etag(etag))
+
+    async def delete(self, key: str) -> None:
+        # S3 deletes are idempotent: HEAD first so a missing key raises NotFoundError.
+        object_key = self._object_key(key)
+        with self._translated(key):
+            await asyncio.to_thread(self._head_object, object_key)
+            await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=object_key)
+
+    async def list(
+        self, prefix: str = "", *, start_after: str | None = None, limit: int = 1000
+    ) -> ListPage:
+        with self._translated(prefix):
+            found = await asyncio.to_thread(self._list_objects, prefix, start_after, limit + 1)
+        items = found[:limit]
+        return ListPage(items, items[-1].key if items and len(found) > limit else None)
+
+    async def close(self) -> None:
+        self._client.close()
+
+    async def _put_single(self, key: str, object_key: str, data: bytes) -> ObjectInfo:
+        response = await asyncio.to_thread(
+            self._client.put_object, Bucket=self.bucket, Key=object_key, Body=data
+        )
+        return ObjectInfo(key, len(data), _etag(response["ETag"]))
+
+    # -- blocking parts, run in worker threads ---------------------------------------------
+
+    def _head_object(self, object_key: str) -> tuple[int, str]:
+        try:
+            response = self._client.head_object(Bucket=self.bucket, Key=object_key)
+        except ClientError as error:
+            if _code(error) in ("404", "NotFound") and not self._bucket_seen:
+                self._check_bucket()
+            raise
+        return response["ContentLength"], response["ETag"]
+
+    def _check_bucket(self) -> None:
+        """Raise NoSuchBucket if the bucket is missing: a HEAD 404 has no body to say so."""
+        try:
+            self._client.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
+        except ClientError as error:
+            if _code(error) == "NoSuchBucket":
+                raise
+            return
+        self._bucket_seen = True
+
+    def _list_objects(self, prefix: str, start_after: str | None, wanted: int) -> ObjectInfos:
+        request: ListObjectsV2RequestTypeDef = {
+            "Bucket": self.bucket,
+            "Prefix": self.prefix + prefix,
+        }
+        if start_after is not None:
+            request["StartAfter"] = self.prefix + start_after
+        found: list[ObjectInfo] = []
+        while len(found) < wanted:
+            request["MaxKeys"] = min(wanted - len(found), MAX_LIST_PAGE)
+            response = self._client.list_objects_v2(**request)
+            for entry in response.get("Contents", []):
+                # Skip "folder/" marker objects other tools create; they are not valid keys.
+                if not entry["Key"].endswith("/"):
+                    key = entry["Key"].removeprefix(self.prefix)
+                    found.append(ObjectInfo(key, entry["Size"], _etag(entry["ETag"])))
+            if not response.get("IsTruncated"):
+                break
+            request["ContinuationToken"] = response["NextContinuationToken"]
+        return found
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _object_key(self, key: str) -> str:
+        object_key = self.prefix + validate_key(key)
+        if len(object_key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+            raise InvalidKeyError(f"invalid key {key!r}: too long with the prefix {self.prefix!r}")
+        return object_key
+
+    def _translated(self, key: str) -> AbstractContextManager[None]:
+        return _translated(self.bucket, self.endpoint_url or "AWS S3", key)
+
+
+class _MultipartUpload:
+    """One multipart upload, created with its first part; one S3 call in flight at a time."""
+
+    def __init__(self, client: S3Client, bucket: str, object_key: str) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._key = object_key
+        self.upload_id: str | None = None
+        self.size = 0
+        self._parts: list[CompletedPartTypeDef] = []
+        self._in_flight: asyncio.Future[Any] | None = None
+
+    async def send_part(self, data: bytes) -> None:
+        await self._call(self._send_part, data)
+
+    async def complete(self, last_part: bytes) -> str:
+        """Send the last part and complete; the ETag, or "" if the server gave none."""
+        await self.send_part(last_part)
+        return await self._call(self._complete)
+
+    async def abort(self) -> None:
+        """Abort once no call is in flight, so no part lands after the abort. Never raises."""
+        if self._in_flight is not None:
+            await asyncio.wait([self._in_flight])
+            if not self._in_flight.cancelled():
+                self._in_flight.exception()  # retrieved: the caller raises its own error
+        if self.upload_id is not None:
+            with suppress(Exception):
+                await asyncio.to_thread(
+                    self._client.abort_multipart_upload,
+                    Bucket=self._bucket, Key=self._key, UploadId=self.upload_id,
+                )  # fmt: skip
+
+    async def _call(self, function: Callable[..., T], *args: Any) -> T:
+        # Shielded: a cancelled put must not leave a thread uploading behind the abort.
+        future: asyncio.Future[T] = asyncio.ensure_future(asyncio.to_thread(function, *args))
+        self._in_flight = future
+        return await asyncio.shield(future)
+
+    def _send_part(self, data: bytes) -> None:
+        if self.upload_id is None:
+            created = self._client.create_multipart_upload(Bucket=self._bucket, Key=self._key)
+            self.upload_id = created["UploadId"]
+        number = len(self._parts) + 1
+        response = self._client.upload_part(
+            Bucket=self._bucket, Key=self._key, UploadId=self.upload_id,
+            PartNumber=number, Body=data,
+        )  # fmt: skip
+        self._parts.append({"ETag": response["ETag"], "PartNumber": number})
+        self.size += len(data)
+
+    def _complete(self) -> str:
+        response = self._client.complete_multipart_upload(
+            Bucket=self._bucket, Key=self._key, UploadId=self.upload_id or "",
+            MultipartUpload={"Parts": self._parts},
+        )  # fmt: skip
+        return response.get("ETag", "")
+
+
+async def _send_full_parts(
+    upload: _MultipartUpload, chunks: AsyncIterable[bytes], part_size: int
+) -> bytes:
+    """Upload every full part once more bytes follow it; return the last part, unsent."""
+    buffer = bytearray()
+    async for chunk in chunks:
+        buffer += chunk
+        while len(buffer) > part_size:
+            part = bytes(buffer[:part_size])
+            del buffer[:part_size]
+            await upload.send_part(part)
+    return bytes(buffer)
+
+
+class _BodyChunks:
+    """The chunks of one object body; closing it releases the HTTP connection."""
+
+    def __init__(
+        self, body: StreamingBody, translated: Callable[[], AbstractContextManager[None]]
+    ) -> None:
+        self._body = body
+        self._translated = translated
+
+    def __aiter__(self) -> _BodyChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        with self._translated():
+            chunk: bytes = await asyncio.to_thread(self._body.read, READ_CHUNK_BYTES)
+        if not chunk:
+            self._body.close()
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        self._body.close()
+
+
+def _new_client(
+    endpoint_url: str | None, region: str | None, config: Config, credentials: dict[str, Any]
+) -> S3Client:
+    try:
+        session = boto3.session.Session(region_name=region)
+        return session.client("s3", endpoint_url=endpoint_url, config=config, **credentials)
+    except ValueError as error:  # botocore's answer to a malformed endpoint_url
+        raise InvalidKeyError(f"invalid S3 endpoint_url {endpoint_url!r}: {error}") from error
+    except BotoCoreError as error:  # e.g. AWS_PROFILE names no profile
+        raise StorageError(f"cannot set up the S3 client: {error}") from error
+
+
+def _normalised_prefix(prefix: str) -> str:
+    prefix = prefix.strip("/")
+    return validate_key(prefix) + "/" if prefix else ""
+
+
+def _checked_part_size(part_size: int) -> int:
+    if not MIN_PART_BYTES <= part_size <= MAX_PART_BYTES:
+        raise InvalidKeyError(
+            f"S3 part_size must be between {MIN_PART_BYTES} (5 MiB) and {MAX_PART_BYTES} bytes"
+        )
+    return part_size
+
+
+def _default(path_style: bool | None, endpoint_url: str | None) -> bool:
+    # Custom endpoints are usually an IP or localhost, where virtual hosts cannot work.
+    return endpoint_url is not None if path_style is None else path_style
+
+
+def _etag(raw: str) -> str:
+    return raw.strip('"')
+
+
+def _code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")
+
+
+# -- error translation at the module edge --------------------------------------------------
+
+_NO_BUCKET = (
+    "S3 bucket {bucket!r} does not exist at {endpoint}: create it "
+    "(e.g. `aws s3 mb s3://{bucket}`) or fix the bucket in the backend URL"
+)
+_DENIED = (
+    "S3 at {endpoint} refused access to bucket {bucket!r} ({code}): check the credentials "
+    "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the AWS profile) and the bucket policy"
+)
+_BUSY = "S3 at {endpoint} is unavailable ({code}: {message}); try again later"
+_NOT_FOUND = "no value at key {key!r}"
+_PRECONDITION = "S3 precondition failed for key {key!r} ({code})"
+_TOO_LARGE = "the value for key {key!r} is larger than S3 at {endpoint} accepts ({code})"
+
+# ClientError code -> (error class, message template)
+_CLIENT_ERRORS: dict[str, tuple[type[StorageError], str]] = {
+    "NoSuchKey": (NotFoundError, _NOT_FOUND),
+    "NotFound": (NotFoundError, _NOT_FOUND),
+    "404": (NotFoundError, _NOT_FOUND),
+    "NoSuchBucket": (UnavailableError, _NO_BUCKET),
+    "AccessDenied": (PermissionDeniedError, _DENIED),
+    "InvalidAccessKeyId": (PermissionDeniedError, _DENIED),
+    "SignatureDoesNotMatch": (PermissionDeniedError, _DENIED),
+    "ExpiredToken": (PermissionDeniedError, _DENIED),
+    "403": (PermissionDeniedError, _DENIED),
+    "PreconditionFailed": (StorageError, _PRECONDITION),
+    "412": (StorageError, _PRECONDITION),
+    "EntityTooLarge": (InsufficientStorageError, _TOO_LARGE),
+    "SlowDown": (UnavailableError, _BUSY),
+    "ServiceUnavailable": (UnavailableError, _BUSY),
+    "InternalError": (UnavailableError, _BUSY),
+}
+
+
+@contextmanager
+def _translated(bucket: str, endpoint: str, key: str) -> Iterator[None]:
+    """Turn botocore's errors into the backend-neutral tree."""
+    try:
+        yield
+    except ClientError as error:
+        raise _client_error(error, bucket, endpoint, key) from error
+    except BotoCoreError as error:
+        raise _botocore_error(error, endpoint, key) from error
+
+
+def _client_error(error: ClientError, bucket: str, endpoint: str, key: str) -> StorageError:
+    code = _code(error) or "unknown"
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    fallback = (UnavailableError, _BUSY) if status >= 500 else (StorageError, "")
+    kind, template = _CLIENT_ERRORS.get(code, fallback)
+    message = error.response.get("Error", {}).get("Message", "")
+    if not template:
+        return kind(f"S3 at {endpoint} failed for key {key!r}: {code}: {message}")
+    return kind(template.format(bucket=bucket, endpoint=endpoint, key=key, code=code,
+                                message=message))  # fmt: skip
+
+
+def _botocore_error(error: BotoCoreError, endpoint: str, key: str) -> StorageError:
+    if isinstance(error, NoCredentialsError | PartialCredentialsError):
+        return PermissionDeniedError(
+            f"no usable S3 credentials ({error}): set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or an AWS profile or role"
+        )
+    if isinstance(error, BotoConnectionError | HTTPClientError | IncompleteReadError):
+        return UnavailableError(f"cannot reach S3 at {endpoint}: {error}")
+    return StorageError(f"S3 client failed for key {key!r}: {error}")
+
+
+def from_url(body: str, options: dict[str, str]) -> S3Backend:
+    """``s3://BUCKET[/PREFIX]?endpoint_url=URL&region=R&path_style=true&part_size=BYTES``."""
+    bucket, _, prefix = body.partition("/")
+    if not bucket:
+        raise InvalidKeyError("s3:// needs a bucket, e.g. s3://models/shelf?region=eu-west-1")
+    unknown = sorted(set(options) - set(URL_OPTIONS))
+    if unknown:
+        raise InvalidKeyError(f"unknown s3:// options {unknown}: use {', '.join(URL_OPTIONS)}")
+    return S3Backend(
+        bucket,
+        prefix,
+        endpoint_url=options.get("endpoint_url"),
+        region=options.get("region"),
+        path_style=_parse_bool("path_style", options.get("path_style")),
+        access_key=options.get("access_key"),
+        secret_key=options.get("secret_key"),
+        part_size=_parse_int("part_size", options.get("part_size"), DEFAULT_PART_BYTES),
+    )
+
+
+def _parse_bool(name: str, text: str | None) -> bool | None:
+    if text is None:
+        return None
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise InvalidKeyError(f"s3:// option {name} must be true or false, not {text!r}")
+
+
+def _parse_int(name: str, text: str | None, default: int) -> int:
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidKeyError(f"s3:// option {name} must be a number of bytes") from None

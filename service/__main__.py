@@ -1,0 +1,5 @@
+"""``python -m service``: run the server (same options as ``modelshelf serve``)."""
+
+from service.cli import main
+
+main()

@@ -1,0 +1,79 @@
+"""The FastAPI application: stores opened in ``lifespan``, routes, CORS, one error shape."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+
+from backends import open_backend
+from modelstore import ModelStore, Shelf
+from modelstore.layout import MODEL_JSON, RESERVED_PREFIX
+from service.errors import InternalErrorMiddleware, ServiceError, install_error_handlers
+from service.routes import admin, models
+from service.settings import Settings
+
+CORS_MAX_AGE_SECONDS = 86400
+EXPOSED_HEADERS = ["ETag", "Link", "Location", "Content-Length", "X-Model-Version"]
+
+
+def open_shelf(settings: Settings) -> Shelf:
+    """Open every configured store's backend."""
+    stores = {
+        name: ModelStore(name, open_backend(url), quota_bytes=settings.quotas.get(name),
+                         max_model_json_bytes=settings.max_model_json_bytes)  # fmt: skip
+        for name, url in settings.store_urls().items()
+    }
+    return Shelf(stores)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The modelshelf ASGI app; settings from the environment when not given."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.shelf = open_shelf(settings)
+        try:
+            yield
+        finally:
+            await app.state.shelf.close()
+
+    app = FastAPI(
+        title="modelshelf",
+        version="0.1.0",
+        summary="A model store that speaks TensorFlow.js's save/load protocol.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.include_router(models.router)
+    app.include_router(admin.router)
+    app.add_api_route("/v1/models/{store}/{rest:path}", _unmatched_model_path,
+                      methods=["GET", "POST", "PUT", "DELETE"], include_in_schema=False)  # fmt: skip
+    install_error_handlers(app)
+    app.add_middleware(InternalErrorMiddleware)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=settings.cors_allow_credentials,
+        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        allow_headers=["*"],
+        expose_headers=EXPOSED_HEADERS,
+        max_age=CORS_MAX_AGE_SECONDS,
+    )
+    return app
+
+
+async def _unmatched_model_path(request: Request, store: str, rest: str) -> Response:
+    """Explains why a path under /v1/models matched no route (a reserved name, usually)."""
+    segments = rest.split("/")
+    if any(segment.startswith(RESERVED_PREFIX) for segment in segments):
+        raise ServiceError("invalid_name", f"model names cannot have segments starting with "
+                           f"'~' ({rest!r}): they are reserved for version files")  # fmt: skip
+    if MODEL_JSON in segments[:-1] or segments[-1] == "":
+        raise ServiceError("invalid_name", f"{rest!r} is not a model name: 'model.json' is "
+                           f"reserved and segments must not be empty")  # fmt: skip
+    raise ServiceError("route_not_found", f"no route for {request.method} {request.url.path}")

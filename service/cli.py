@@ -1,0 +1,37 @@
+"""Start the server: ``modelshelf serve`` and ``python -m service``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import uvicorn
+
+from service.settings import load_settings
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="interface to bind (default 127.0.0.1, or MODELSHELF_HOST)")
+    parser.add_argument("--port", type=int, help="port (default 8000, or MODELSHELF_PORT)")
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file (MODELSHELF_CONFIG)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Run uvicorn with the app built from the settings."""
+    from service.app import create_app
+
+    settings = load_settings(args.config)
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    app = create_app(settings)
+    print(f"modelshelf: stores {', '.join(settings.store_urls())} on http://{host}:{port}")
+    uvicorn.run(app, host=host, port=port, log_level=args.log_level, proxy_headers=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m service", description="Run the modelshelf server."
+    )
+    add_serve_arguments(parser)
+    serve(parser.parse_args(argv))

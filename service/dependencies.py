@@ -1,0 +1,35 @@
+"""Request-scoped access to what ``lifespan`` opened, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+
+from modelstore import ModelStore, Shelf
+from service.settings import Settings
+
+
+def get_shelf(request: Request) -> Shelf:
+    shelf: Shelf = request.app.state.shelf
+    return shelf
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_store(store: str, shelf: Annotated[Shelf, Depends(get_shelf)]) -> ModelStore:
+    return shelf.store(store)
+
+
+ShelfDep = Annotated[Shelf, Depends(get_shelf)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[ModelStore, Depends(get_store)]
+
+
+def model_base_url(request: Request, store: str, name: str) -> str:
+    """``http://host/v1/models/STORE/NAME/``: the folder TF.js resolves weight paths in."""
+    return f"{request.base_url}v1/models/{quote(store, safe='')}/{quote(name, safe='/~')}/"

@@ -1,0 +1,132 @@
+"""Every error becomes one JSON shape, ``{"code", "message"}``, with its status from one table.
+
+The status of a code is ``schemas.errors.ERROR_STATUS``: the SDK reads the same table.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backends.errors import StorageError
+from schemas.errors import ERROR_STATUS
+
+logger = logging.getLogger("modelshelf")
+
+
+class ServiceError(StorageError):
+    """An error of the HTTP layer itself, with its own stable code."""
+
+    def __init__(self, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.headers = headers or {}
+
+
+def error_response(code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    status = ERROR_STATUS.get(code, 500)
+    return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
+
+
+def response_for(error: Exception) -> JSONResponse:
+    """The JSON error response for any exception the app lets out."""
+    if isinstance(error, ServiceError):
+        return error_response(error.code, str(error), error.headers)
+    if isinstance(error, StorageError):
+        code = error.code if error.code in ERROR_STATUS else "storage_error"
+        if ERROR_STATUS[code] >= 500:
+            logger.warning("storage failure: %s", error)
+        return error_response(code, str(error))
+    if isinstance(error, ClientDisconnect):
+        return error_response("invalid_request", "the client disconnected before the body ended")
+    logger.exception("unexpected error", exc_info=error)
+    return error_response("internal_error", "the server failed unexpectedly; see its log")
+
+
+_HTTP_CODES = {404: "route_not_found", 405: "method_not_allowed", 413: "payload_too_large",
+               415: "unsupported_media_type"}  # fmt: skip
+
+
+async def _http_exception(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    code = _HTTP_CODES.get(error.status_code, "invalid_request")
+    message = _http_message(request, error)
+    response = error_response(code, message, dict(error.headers or {}))
+    response.status_code = error.status_code
+    return response
+
+
+def _http_message(request: Request, error: HTTPException) -> str:
+    if error.status_code == 404:
+        return f"no route for {request.url.path}; see /docs for the API"
+    if error.status_code == 405:
+        allowed = (error.headers or {}).get("Allow", "")
+        return f"{request.method} is not allowed here; use one of: {allowed}"
+    return str(error.detail)
+
+
+async def _validation_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    problems = [
+        f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in error.errors()
+    ]
+    return error_response("validation_error", "; ".join(problems[:5]) or "invalid request")
+
+
+async def _known_error(request: Request, error: Exception) -> Response:
+    return response_for(error)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(HTTPException, _http_exception)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StorageError, _known_error)
+    app.add_exception_handler(ClientDisconnect, _known_error)
+
+
+class InternalErrorMiddleware:
+    """Turns an unexpected exception into the JSON 500 *inside* the CORS middleware.
+
+    Starlette answers unhandled errors in its outermost layer, where CORS headers are
+    never added; browsers would then report a network error instead of the status.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as error:
+            if started:
+                raise
+            await response_for(error)(scope, receive, send)
+
+
+def error_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries documenting the error body for some codes."""
+    from schemas.errors import ErrorBody
+
+    documented: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        status = ERROR_STATUS[code]
+        entry = documented.setdefault(status, {"model": ErrorBody, "description": ""})
+        entry["description"] = ", ".join(filter(None, [entry["description"], code]))
+    return documented

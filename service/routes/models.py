@@ -1,0 +1,191 @@
+"""Save, load, inspect, list and remove models: the TF.js-facing routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from modelstore import ModelStore
+from modelstore.manifest import normalize_weight_path
+from schemas.artifacts import ModelJSON, SaveResult
+from schemas.versions import ModelInfo, ModelList, VersionInfo
+from service.dependencies import SettingsDep, StoreDep, model_base_url
+from service.errors import error_responses
+from service.routing import ModelNameConvertor  # noqa: F401  (registers 'modelname')
+from service.saving import BodyLimit, read_save_request, too_large
+from service.settings import Settings
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+MODEL_PATH = "/{store}/{name:modelname}"
+DRAIN_LIMIT = 64 << 20
+IMMUTABLE = "public, max-age=31536000, immutable"
+VersionQuery = Annotated[str | None, Query(description="A version id; the current one if absent")]
+
+_SAVE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "What tf.io.http sends (multipart), or ModelArtifacts as JSON.",
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["model.json"],
+                    "properties": {
+                        "model.json": {"type": "string", "format": "binary",
+                                       "description": "model.json (first part)"},
+                        "model.weights.bin": {"type": "string", "format": "binary",
+                                              "description": "all weight bytes, in spec order"},
+                    },
+                },  # fmt: skip
+            },
+            "application/json": {"schema": {"$ref": "#/components/schemas/ModelArtifacts"}},
+        },
+    }
+}
+_SAVE_ERRORS = error_responses(
+    "invalid_model", "unknown_store", "payload_too_large", "unsupported_media_type",
+    "quota_exceeded", "unavailable",
+)  # fmt: skip
+_WEIGHT_CONTENT = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+
+
+async def _save(request: Request, store: ModelStore, name: str, settings: Settings) -> Response:
+    declared = _content_length(request)
+    if declared is not None and declared > settings.max_body_bytes:
+        raise too_large(settings.max_body_bytes)
+    body = BodyLimit(request.stream(), settings.max_body_bytes)
+    try:
+        upload = await read_save_request(request, aiter(body), settings.max_json_body_bytes,
+                                         settings.max_model_json_bytes)  # fmt: skip
+        version = await store.save(name, upload.model_json, upload.weight_files,
+                                   declared_bytes=declared)  # fmt: skip
+    except Exception:
+        await _drain_rest(request, declared, body.received)
+        raise
+    load_url = model_base_url(request, store.name, name) + "model.json"
+    result = SaveResult(modelArtifactsInfo=version.modelArtifactsInfo, modelUrl=store.url(name),
+                        versionId=version.id, loadUrl=load_url)  # fmt: skip
+    return JSONResponse(result.model_dump(), status_code=201, headers={"Location": load_url})
+
+
+async def _drain_rest(request: Request, declared: int | None, received: int) -> None:
+    """Read what is left of a refused upload, so the client sees our answer (not EPIPE).
+
+    Node's fetch fails with EPIPE when the server answers before reading the body.
+    """
+    if declared is not None and declared - received > DRAIN_LIMIT:
+        return
+    drained = 0
+    while drained <= DRAIN_LIMIT:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+def _content_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    return int(value) if value and value.isdigit() else None
+
+
+@router.post(MODEL_PATH, operation_id="saveModel", status_code=201, response_model=SaveResult,
+             openapi_extra=_SAVE_BODY, responses=_SAVE_ERRORS)  # fmt: skip
+async def save_model(request: Request, store: StoreDep, name: str, settings: SettingsDep) -> Response:
+    """Save a model (what tf.io.http POSTs); creates a new version."""
+    return await _save(request, store, name, settings)
+
+
+@router.put(MODEL_PATH, operation_id="saveModelPut", status_code=201, response_model=SaveResult,
+            openapi_extra=_SAVE_BODY, responses=_SAVE_ERRORS)  # fmt: skip
+async def save_model_put(request: Request, store: StoreDep, name: str, settings: SettingsDep) -> Response:
+    """Save a model with PUT (requestInit.method 'PUT'); creates a new version."""
+    return await _save(request, store, name, settings)
+
+
+@router.get(MODEL_PATH + "/model.json", operation_id="loadModelJson", response_model=ModelJSON,
+            responses=error_responses("model_not_found", "version_not_found", "unknown_store"))  # fmt: skip
+async def load_model_json(request: Request, store: StoreDep, name: str,
+                          version: VersionQuery = None) -> Response:  # fmt: skip
+    """Load model.json; its weight paths point at the version's immutable weight URLs."""
+    info = await store.version(name, version)
+    etag = f'"{info.id}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache", "X-Model-Version": info.id}
+    if _matches(request, etag):
+        return Response(status_code=304, headers=headers)
+    content = await store.published_model_json(name, info.id)
+    return Response(content, media_type="application/json", headers=headers)
+
+
+@router.get(MODEL_PATH + "/~v/{version}/{path:path}", operation_id="loadWeightFile",
+            response_class=Response, responses={200: {"content": _WEIGHT_CONTENT}, **error_responses(
+                "weight_file_not_found", "model_not_found", "version_not_found")})  # fmt: skip
+async def load_weight_file(request: Request, store: StoreDep, name: str, version: str,
+                           path: str) -> Response:  # fmt: skip
+    """Load one weight file of a version; its bytes never change (cached for a year)."""
+    stored, stream = await store.open_weight_file(name, version, normalize_weight_path(path))
+    etag = f'"{stored.sha256}"'
+    headers = {"ETag": etag, "Cache-Control": IMMUTABLE, "Content-Length": str(stored.size)}
+    if _matches(request, etag):
+        await stream.aclose()
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": IMMUTABLE})
+    return StreamingResponse(_closing(stream), media_type="application/octet-stream",
+                             headers=headers)  # fmt: skip
+
+
+async def _closing(stream: Any) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        await stream.aclose()
+
+
+def _matches(request: Request, etag: str) -> bool:
+    candidates = request.headers.get("if-none-match", "")
+    return etag in [tag.strip().removeprefix("W/") for tag in candidates.split(",")]
+
+
+@router.get(MODEL_PATH, operation_id="getModelInfo", response_model=ModelInfo,
+            responses=error_responses("model_not_found", "unknown_store"))  # fmt: skip
+async def get_model_info(store: StoreDep, name: str) -> ModelInfo:
+    """A model's info: current version and every version, oldest first."""
+    return model_info(store, name, await store.versions(name))
+
+
+@router.delete(MODEL_PATH, operation_id="removeModel", response_model=ModelInfo,
+               responses=error_responses("model_not_found", "version_not_found", "unknown_store"))  # fmt: skip
+async def remove_model(store: StoreDep, name: str, version: VersionQuery = None) -> ModelInfo:
+    """Remove a model, or one version of it; answers the model's info before removal."""
+    return model_info(store, name, await store.remove(name, version))
+
+
+@router.get("/{store}", operation_id="listModels", response_model=ModelList,
+            responses=error_responses("unknown_store"))  # fmt: skip
+async def list_models(
+    request: Request,
+    store: StoreDep,
+    prefix: Annotated[str, Query(description="Only names starting with this")] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    cursor: Annotated[str | None, Query(description="From the Link rel=next header")] = None,
+) -> Response:
+    """List models like tf.io.listModels(); the next page's URL is in the Link header."""
+    page = await store.list_models(prefix, cursor=cursor, limit=limit)
+    body = {store.url(name): version.modelArtifactsInfo.model_dump()
+            for name, version in page.models.items()}  # fmt: skip
+    headers = {}
+    if page.next_cursor is not None:
+        next_url = request.url.include_query_params(cursor=page.next_cursor)
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    return JSONResponse(body, headers=headers)
+
+
+def model_info(store: ModelStore, name: str, versions: list[VersionInfo]) -> ModelInfo:
+    current = versions[-1]
+    return ModelInfo(url=store.url(name), store=store.name, name=name, currentVersion=current.id,
+                     modelArtifactsInfo=current.modelArtifactsInfo, versions=versions)  # fmt: skip

@@ -1,0 +1,192 @@
+"""Turning a save request into model.json plus weight files, streaming (protocol doc §4, §12).
+
+Accepted bodies:
+- ``multipart/form-data`` as ``tf.io.http`` sends it: a ``model.json`` part, then one
+  ``model.weights.bin`` part (or one part per manifest path, browserFiles-style). A body
+  whose Content-Type lost its boundary is sniffed from its first line (§12.10).
+- ``application/json``: ModelArtifacts with base64 ``weightData``, for simple clients.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+
+from modelstore import WeightUpload
+from schemas.artifacts import ModelArtifacts
+from service.errors import ServiceError
+from service.multipart import MultipartReader, boundary_from_content_type, sniff_boundary
+
+MODEL_JSON_PART = "model.json"
+WEIGHTS_PART = "model.weights.bin"
+HTTP_WEIGHTS_PATH = "./model.weights.bin"
+# getModelJSONForModelArtifacts writes these keys first, in this order (protocol doc §2.1).
+_LEADING_KEYS = ("modelTopology", "format", "generatedBy", "convertedBy")
+
+
+@dataclass(slots=True)
+class SaveUpload:
+    """A save request, decoded: model.json bytes and the weight files still to stream."""
+
+    model_json: bytes
+    weight_files: AsyncIterator[WeightUpload]
+
+
+class BodyLimit:
+    """Counts body bytes as they stream and refuses past ``limit`` (413)."""
+
+    def __init__(self, stream: AsyncIterator[bytes], limit: int) -> None:
+        self._stream = stream
+        self.limit = limit
+        self.received = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            self.received += len(chunk)
+            if self.received > self.limit:
+                raise too_large(self.limit)
+            yield chunk
+
+
+def too_large(limit: int) -> ServiceError:
+    return ServiceError(
+        "payload_too_large",
+        f"the request body is over this server's limit of {limit} bytes "
+        f"(setting MODELSHELF_MAX_BODY_BYTES)",
+    )
+
+
+async def read_save_request(request: Request, body: AsyncIterator[bytes],
+                            json_limit: int, model_json_limit: int) -> SaveUpload:  # fmt: skip
+    """Decode the save body by its Content-Type; raises ServiceError with what to fix."""
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == "multipart/form-data":
+        boundary = boundary_from_content_type(content_type)
+        if boundary is None:
+            boundary, body = await sniff_boundary(body)
+        return await _multipart_upload(body, boundary, model_json_limit)
+    if media_type in ("application/json", ""):
+        head, body = await _peek(body)
+        if head.startswith(b"--"):  # multipart labelled as JSON: requestInit overrode it
+            boundary, body = await sniff_boundary(body)
+            return await _multipart_upload(body, boundary, model_json_limit)
+        return await _json_upload(body, json_limit)
+    raise ServiceError(
+        "unsupported_media_type",
+        f"cannot save a {media_type!r} body; send multipart/form-data (what tf.io.http sends) "
+        f"or application/json ModelArtifacts with base64 weightData",
+    )
+
+
+async def _peek(body: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
+    first = b""
+    async for chunk in body:
+        first = chunk
+        if first:
+            break
+
+    async def replay() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in body:
+            yield chunk
+
+    return first, replay()
+
+
+async def _multipart_upload(
+    body: AsyncIterator[bytes], boundary: bytes, model_json_limit: int
+) -> SaveUpload:
+    reader = MultipartReader(body, boundary)
+    first = await reader.next_part()
+    if first is None or first.name != MODEL_JSON_PART:
+        found = "no parts" if first is None else f"a part named {first.name!r}"
+        raise ServiceError(
+            "invalid_model",
+            f"the body's first part must be named 'model.json' (found {found}); "
+            f"send model.json first, then the weight files",
+        )
+    model_json = await reader.read_part(model_json_limit, "the model.json part")
+    return SaveUpload(model_json, _weight_parts(reader))
+
+
+async def _weight_parts(reader: MultipartReader) -> AsyncIterator[WeightUpload]:
+    while (part := await reader.next_part()) is not None:
+        if part.name == MODEL_JSON_PART:
+            raise ServiceError("invalid_model", "the body has more than one 'model.json' part")
+        path = part.filename or part.name
+        if not path:
+            raise ServiceError(
+                "bad_multipart", "a weight part has neither a name nor a filename; name it"
+            )
+        if path == WEIGHTS_PART:
+            path = HTTP_WEIGHTS_PATH
+        yield WeightUpload(path, reader.part_body())
+
+
+async def _json_upload(body: AsyncIterator[bytes], limit: int) -> SaveUpload:
+    raw = bytearray()
+    async for chunk in body:
+        raw += chunk
+        if len(raw) > limit:
+            raise ServiceError(
+                "payload_too_large",
+                f"application/json saves are limited to {limit} bytes; send large models as "
+                f"multipart/form-data, which streams",
+            )
+    artifacts = _parse_artifacts(bytes(raw))
+    weights = _decode_weight_data(artifacts.weightData)
+    model_json = json.dumps(_model_json_for(artifacts), ensure_ascii=False,
+                            separators=(",", ":")).encode()  # fmt: skip
+    return SaveUpload(model_json, _single_file(weights))
+
+
+def _parse_artifacts(raw: bytes) -> ModelArtifacts:
+    try:
+        return ModelArtifacts.model_validate_json(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in item['loc']) or 'body'}: {item['msg']}"
+            for item in error.errors()[:5]
+        )
+        raise ServiceError("invalid_model", f"the body is not valid ModelArtifacts JSON: {problems}") from None
+
+
+def _decode_weight_data(weight_data: str | None) -> bytes:
+    if weight_data is None:
+        return b""
+    try:
+        return base64.b64decode(weight_data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ServiceError(
+            "invalid_model", "weightData must be standard base64 (A-Z, a-z, 0-9, +, /, = padding)"
+        ) from None
+
+
+def _model_json_for(artifacts: ModelArtifacts) -> dict[str, Any]:
+    """model.json as TF.js's getModelJSONForModelArtifacts builds it."""
+    fields = artifacts.model_dump(exclude_none=True, exclude={"weightData", "weightSpecs"})
+    fields["convertedBy"] = artifacts.convertedBy
+    document: dict[str, Any] = {key: fields[key] for key in _LEADING_KEYS if key in fields}
+    group: dict[str, Any] = {"paths": [HTTP_WEIGHTS_PATH]}
+    if artifacts.weightSpecs is not None:
+        group["weights"] = [spec.model_dump(exclude_none=True) for spec in artifacts.weightSpecs]
+    document["weightsManifest"] = [group]
+    for key, value in fields.items():
+        if key not in document:
+            document[key] = value
+    return document
+
+
+async def _single_file(data: bytes) -> AsyncIterator[WeightUpload]:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield data
+
+    yield WeightUpload(HTTP_WEIGHTS_PATH, chunks())

@@ -1,0 +1,83 @@
+"""Settings from ``MODELSHELF_*`` environment variables and an optional TOML file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+GiB = 1 << 30
+MiB = 1 << 20
+BROWSER_LIKE_QUOTA = 10 * MiB
+
+
+class Settings(BaseSettings):
+    """Server settings. Every field can be set as ``MODELSHELF_<FIELD>`` or in the TOML file."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELSHELF_", env_nested_delimiter="__")
+
+    config: Path | None = Field(default=None, description="TOML file with these settings")
+    data_dir: Path = Field(default=Path("data"), description="Where the default stores live")
+    stores: dict[str, str] = Field(
+        default_factory=dict,
+        description="Store name -> backend URL; replaces the defaults when given",
+    )
+    s3_url: str | None = Field(
+        default=None, description="Adds the 's3' store, e.g. s3://bucket/prefix?endpoint_url=..."
+    )
+    quotas: dict[str, int] = Field(
+        default_factory=lambda: {"localstorage": BROWSER_LIKE_QUOTA},
+        description="Store name -> byte quota over all stored bytes",
+    )
+    max_body_bytes: int = Field(default=8 * GiB, description="Largest accepted save (413 above)")
+    max_json_body_bytes: int = Field(
+        default=256 * MiB, description="Largest application/json save (base64 weights in memory)"
+    )
+    max_model_json_bytes: int = Field(default=64 * MiB, description="Largest model.json part")
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    cors_allow_credentials: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("MODELSHELF_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    def store_urls(self) -> dict[str, str]:
+        """The configured stores, or the embedded defaults under ``data_dir``."""
+        if self.stores:
+            return dict(self.stores)
+        urls = {
+            "file": f"file://{self.data_dir / 'models'}",
+            "indexeddb": f"sqlite://{self.data_dir / 'indexeddb.sqlite'}",
+            "localstorage": f"sqlite://{self.data_dir / 'localstorage.sqlite'}",
+        }
+        if self.s3_url:
+            urls["s3"] = self.s3_url
+        return urls
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment, the TOML file (``config_file`` or MODELSHELF_CONFIG)."""
+    if config_file is not None:
+        os.environ["MODELSHELF_CONFIG"] = str(config_file)
+    return Settings(**overrides)
