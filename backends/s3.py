@@ -50,11 +50,14 @@ MIB = 1 << 20
 DEFAULT_PART_BYTES = 8 * MIB
 MIN_PART_BYTES = 5 * MIB  # S3 rejects smaller parts, except the last (EntityTooSmall)
 MAX_PART_BYTES = 5 * 1024 * MIB
+# Measured against SeaweedFS on loopback: 64 KiB ~450 MiB/s, 256 KiB ~950, 1 MiB ~1290,
+# 4 MiB ~1230; 1 MiB is as fast as larger chunks and matches the other backends.
 READ_CHUNK_BYTES = 1 * MIB
+MAX_POOL_CONNECTIONS = 16
 MAX_LIST_PAGE = 1000  # S3 caps MaxKeys here
 URL_OPTIONS = ("endpoint_url", "region", "path_style", "part_size", "access_key", "secret_key")
 T = TypeVar("T")
-ObjectInfos = list[ObjectInfo]  # an alias: inside S3Backend, ``list`` names the method
+_ObjectInfos = list[ObjectInfo]  # an alias: inside S3Backend, ``list`` names the method
 
 
 class S3Backend:
@@ -92,11 +95,11 @@ class S3Backend:
         self.part_size = _checked_part_size(part_size)
         self._bucket_seen = False
         config = Config(
-            s3={"addressing_style": "path" if _default(path_style, endpoint_url) else "auto"},
+            s3={"addressing_style": "path" if _path_style(path_style, endpoint_url) else "auto"},
             retries={"mode": "standard", "max_attempts": max_attempts},
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            max_pool_connections=16,
+            max_pool_connections=MAX_POOL_CONNECTIONS,
         )
         credentials = {"aws_access_key_id": access_key, "aws_secret_access_key": secret_key}
         self._client = _new_client(endpoint_url, region, config, credentials)
@@ -176,7 +179,7 @@ class S3Backend:
             return
         self._bucket_seen = True
 
-    def _list_objects(self, prefix: str, start_after: str | None, wanted: int) -> ObjectInfos:
+    def _list_objects(self, prefix: str, start_after: str | None, wanted: int) -> _ObjectInfos:
         request: ListObjectsV2RequestTypeDef = {
             "Bucket": self.bucket,
             "Prefix": self.prefix + prefix,
@@ -331,7 +334,7 @@ def _checked_part_size(part_size: int) -> int:
     return part_size
 
 
-def _default(path_style: bool | None, endpoint_url: str | None) -> bool:
+def _path_style(path_style: bool | None, endpoint_url: str | None) -> bool:
     # Custom endpoints are usually an IP or localhost, where virtual hosts cannot work.
     return endpoint_url is not None if path_style is None else path_style
 
