@@ -170,6 +170,8 @@ class MultipartReader:
                 raise MultipartError(f"the {what} are longer than {limit} bytes")
             if not await self._fill():
                 raise MultipartError(f"the body ended inside the {what}")
+        if found > limit:
+            raise MultipartError(f"the {what} are longer than {limit} bytes")
         return found
 
 

@@ -370,6 +370,18 @@ async def test_reading_part_of_a_value_then_closing_releases_the_connection(
 
 
 @pytest.mark.s3
+async def test_empty_put_does_not_stall_the_next_request(make_backend: MakeBackend) -> None:
+    # botocore < 1.43.77 with "Expect: 100-continue" stalls the request after a zero-length
+    # PUT on the same pooled connection for read_timeout (boto/botocore#3755).
+    backend = make_backend(read_timeout=3, max_attempts=1)
+    for number in range(3):
+        await put_bytes(backend, f"empty-{number}", b"")
+        started = time.monotonic()
+        await put_bytes(backend, f"full-{number}", b"x" * 300)
+        assert time.monotonic() - started < 2
+
+
+@pytest.mark.s3
 async def test_open_backend_from_url(seaweed: SeaweedS3, bucket: str) -> None:
     backend = open_backend(seaweed.backend_url(bucket, "from-url/"))
     try:

@@ -64,29 +64,13 @@ async def _save(request: Request, store: ModelStore, name: str, settings: Settin
         version = await store.save(name, upload.model_json, upload.weight_files,
                                    declared_bytes=declared)  # fmt: skip
     except Exception:
-        await _drain_rest(request, declared, body.received)
+        if declared is None or declared - body.received <= DRAIN_LIMIT:
+            await body.drain(DRAIN_LIMIT)
         raise
     load_url = model_base_url(request, store.name, name) + "model.json"
     result = SaveResult(modelArtifactsInfo=version.modelArtifactsInfo, modelUrl=store.url(name),
                         versionId=version.id, loadUrl=load_url)  # fmt: skip
     return JSONResponse(result.model_dump(), status_code=201, headers={"Location": load_url})
-
-
-async def _drain_rest(request: Request, declared: int | None, received: int) -> None:
-    """Read what is left of a refused upload, so the client sees our answer (not EPIPE).
-
-    Node's fetch fails with EPIPE when the server answers before reading the body.
-    """
-    if declared is not None and declared - received > DRAIN_LIMIT:
-        return
-    drained = 0
-    while drained <= DRAIN_LIMIT:
-        message = await request.receive()
-        if message["type"] != "http.request":
-            return
-        drained += len(message.get("body", b""))
-        if not message.get("more_body", False):
-            return
 
 
 def _content_length(request: Request) -> int | None:

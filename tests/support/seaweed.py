@@ -62,6 +62,7 @@ class SeaweedS3:
         self.log_path = workdir / "weed.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._ports: list[int] = []
 
     @classmethod
     def start(cls, workdir: Path, *, timeout: float = READY_TIMEOUT_SECONDS) -> SeaweedS3:
@@ -81,12 +82,16 @@ class SeaweedS3:
             server._launch(binary, ports)
             try:
                 server._wait_ready(timeout)
-                return server
             except SeaweedError:
                 server.stop()
                 # Another process may have taken a port between our check and weed's bind.
-                if attempt == START_ATTEMPTS or not server._lost_port_race():
-                    raise
+                if attempt < START_ATTEMPTS and server._lost_port_race():
+                    continue
+                raise
+            except BaseException:  # e.g. Ctrl-C while waiting: leave no server behind
+                server.stop()
+                raise
+            return server
         raise AssertionError("unreachable")
 
     def __enter__(self) -> SeaweedS3:
@@ -142,8 +147,11 @@ class SeaweedS3:
         if self._log is not None:
             self._log.close()
             self._log = None
-        # weed leaves its S3 unix socket in /tmp even after a clean shutdown.
-        Path(f"/tmp/seaweedfs-s3-{self.s3_port}.sock").unlink(missing_ok=True)
+        # weed leaves unix sockets named after its ports in /tmp, even after a clean shutdown.
+        for port in self._ports:
+            for pattern in (f"seaweedfs-*-{port}.sock", f"seaweedfs-*-{port + GRPC_OFFSET}.sock"):
+                for leftover in Path("/tmp").glob(pattern):
+                    leftover.unlink(missing_ok=True)
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of the server's log, for error messages."""
@@ -156,7 +164,7 @@ class SeaweedS3:
     def _launch(self, binary: str, ports: list[int]) -> None:
         config = self.workdir / "s3.json"
         config.write_text(json.dumps(self._identities()))
-        master, volume, filer, s3 = ports
+        master, volume, filer, s3 = self._ports = ports
         command = [
             binary, "mini", f"-dir={self.workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
@@ -167,7 +175,7 @@ class SeaweedS3:
             # first write of an admin identity, which hides "no such bucket" from the tests.
             "-s3.autoCreateBucket=false",
         ]  # fmt: skip
-        self._log = self.log_path.open("ab")
+        self._log = self.log_path.open("wb")  # one attempt's log: the tail explains a failure
         self._process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
         )
@@ -222,7 +230,8 @@ class SeaweedS3:
             )
 
     def _lost_port_race(self) -> bool:
-        return "address already in use" in self.log_tail(200)
+        log = self.log_tail(200)
+        return "Port allocation failed" in log or "address already in use" in log
 
 
 def find_weed() -> str:
