@@ -23,10 +23,16 @@ def validate_key(key: str) -> str:
 def validate_key_segment(segment: str, key: str) -> None:
     _check(segment != "", key, "a key must not contain empty segments ('//' or a trailing '/')")
     _check(segment not in (".", ".."), key, "a key must not contain '.' or '..' segments")
-    _check(len(segment.encode("utf-8", "surrogatepass")) <= MAX_SEGMENT_BYTES, key,
-           f"a key segment must be at most {MAX_SEGMENT_BYTES} bytes")
-    _check(segment.isprintable() or _only_spaces_unprintable(segment), key,
-           "a key must not contain control characters")
+    _check(
+        len(segment.encode("utf-8", "surrogatepass")) <= MAX_SEGMENT_BYTES,
+        key,
+        f"a key segment must be at most {MAX_SEGMENT_BYTES} bytes",
+    )
+    _check(
+        segment.isprintable() or _only_spaces_unprintable(segment),
+        key,
+        "a key must not contain control characters",
+    )
 
 
 def _only_spaces_unprintable(segment: str) -> bool:

@@ -7,8 +7,10 @@ into place, so a reader sees the old value or the new one, never a torn one.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import errno
 import os
+import stat as stat_module
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -79,7 +81,7 @@ class LocalBackend:
         path = self._path(key)
         with _translated(key):
             stat = await _run(os.stat, path)
-            if not os.path.isfile(path):
+            if not stat_module.S_ISREG(stat.st_mode):
                 raise NotFoundError(f"no value at key {key!r}")
             return _info(key, stat)
 
@@ -108,7 +110,7 @@ class LocalBackend:
         validate_key(key)
         return self.root.joinpath(*key.split("/"))
 
-    def _sorted_keys(self, prefix: str) -> list[str]:
+    def _sorted_keys(self, prefix: str) -> builtins.list[str]:
         folder = self.root.joinpath(*prefix.split("/")[:-1]) if "/" in prefix else self.root
         if not folder.is_dir():
             return []
@@ -149,10 +151,7 @@ def _prune_empty_parents(folder: Path, root: Path) -> None:
 
 
 def _unlink_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
+    path.unlink(missing_ok=True)
 
 
 def _info(key: str, stat: os.stat_result) -> ObjectInfo:

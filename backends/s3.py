@@ -245,8 +245,10 @@ class _MultipartUpload:
             with suppress(Exception):
                 await asyncio.to_thread(
                     self._client.abort_multipart_upload,
-                    Bucket=self._bucket, Key=self._key, UploadId=self.upload_id,
-                )  # fmt: skip
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    UploadId=self.upload_id,
+                )
 
     async def _call(self, function: Callable[..., T], *args: Any) -> T:
         # Shielded: a cancelled put must not leave a thread uploading behind the abort.
@@ -260,17 +262,22 @@ class _MultipartUpload:
             self.upload_id = created["UploadId"]
         number = len(self._parts) + 1
         response = self._client.upload_part(
-            Bucket=self._bucket, Key=self._key, UploadId=self.upload_id,
-            PartNumber=number, Body=data,
-        )  # fmt: skip
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self.upload_id,
+            PartNumber=number,
+            Body=data,
+        )
         self._parts.append({"ETag": response["ETag"], "PartNumber": number})
         self.size += len(data)
 
     def _complete(self) -> str:
         response = self._client.complete_multipart_upload(
-            Bucket=self._bucket, Key=self._key, UploadId=self.upload_id or "",
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self.upload_id or "",
             MultipartUpload={"Parts": self._parts},
-        )  # fmt: skip
+        )
         return response.get("ETag", "")
 
 
@@ -412,8 +419,9 @@ def _client_error(error: ClientError, bucket: str, endpoint: str, key: str) -> S
     message = error.response.get("Error", {}).get("Message", "")
     if not template:
         return kind(f"S3 at {endpoint} failed for key {key!r}: {code}: {message}")
-    return kind(template.format(bucket=bucket, endpoint=endpoint, key=key, code=code,
-                                message=message))  # fmt: skip
+    return kind(
+        template.format(bucket=bucket, endpoint=endpoint, key=key, code=code, message=message)
+    )
 
 
 def _botocore_error(error: BotoCoreError, endpoint: str, key: str) -> StorageError:

@@ -9,6 +9,7 @@ point. Readers hold a read transaction, so they see one snapshot throughout.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import sqlite3
 import threading
 import time
@@ -188,7 +189,9 @@ class SqliteBackend:
             connection.execute("DELETE FROM objects WHERE key = ?", (key,))
             _drop_blob_rows(connection, blob_id)
 
-    def _list_rows(self, prefix: str, after: str, limit: int) -> list[tuple[str, int, int]]:
+    def _list_rows(
+        self, prefix: str, after: str, limit: int
+    ) -> builtins.list[tuple[str, int, int]]:
         rows = self._connection().execute(
             "SELECT key, blob_id, size FROM objects WHERE key >= ? AND key > ? "
             "AND substr(key, 1, ?) = ? ORDER BY key LIMIT ?",

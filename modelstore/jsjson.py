@@ -52,7 +52,7 @@ def js_number(number: float) -> str:
 
 
 def _shortest_digits(number: float) -> tuple[str, int]:
-    """Shortest round-trip digits and the decimal point's position ``n`` (value = 0.digits × 10^n)."""
+    """Shortest round-trip digits, and ``n`` such that value = 0.DIGITS × 10^n."""
     _sign, digit_tuple, exponent = Decimal(repr(number)).as_tuple()
     digits = "".join(map(str, digit_tuple)).rstrip("0") or "0"
     trimmed = len(digit_tuple) - len(digits)

@@ -14,8 +14,15 @@ from backends.keys import validate_key
 from modelstore.errors import InvalidModelError
 from schemas.artifacts import ModelJSON
 
-ELEMENT_BYTES = {"float32": 4, "int32": 4, "bool": 1, "complex64": 8,
-                 "float16": 2, "uint16": 2, "uint8": 1}  # fmt: skip
+ELEMENT_BYTES = {
+    "float32": 4,
+    "int32": 4,
+    "bool": 1,
+    "complex64": 8,
+    "float16": 2,
+    "uint16": 2,
+    "uint8": 1,
+}
 QUANTIZABLE_DTYPES = {"float32", "int32"}
 
 
@@ -122,7 +129,9 @@ def _validate_schema(document: dict[str, Any]) -> None:
     try:
         ModelJSON.model_validate(document)
     except ValidationError as error:
-        raise InvalidModelError(f"model.json is not a valid TF.js model: {_describe(error)}") from None
+        raise InvalidModelError(
+            f"model.json is not a valid TF.js model: {_describe(error)}"
+        ) from None
 
 
 def _describe(error: ValidationError) -> str:
@@ -149,7 +158,7 @@ def _check_quantization(name: str, dtype: str, quantization: dict[str, Any] | No
     where = f"weight {name!r}"
     if quantization is None:
         raise InvalidModelError(
-            f"{where} has \"quantization\": null, which breaks TF.js decoding; leave the key out"
+            f'{where} has "quantization": null, which breaks TF.js decoding; leave the key out'
         )
     if dtype not in QUANTIZABLE_DTYPES:
         raise InvalidModelError(f"{where}: only float32 and int32 weights can be quantized")

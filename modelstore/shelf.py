@@ -40,7 +40,9 @@ class Shelf:
             return self.stores[name]
         except KeyError:
             known = ", ".join(sorted(self.stores)) or "none"
-            raise UnknownStoreError(f"there is no store {name!r}; configured stores: {known}") from None
+            raise UnknownStoreError(
+                f"there is no store {name!r}; configured stores: {known}"
+            ) from None
 
     def resolve(self, url: str) -> ModelRef:
         """``indexeddb://my-model`` -> the store and model name; raises on a malformed URL."""

@@ -108,8 +108,9 @@ class ModelStore:
         budget = await self._budget(declared_bytes)
         version_id = new_version_id()
         try:
-            version = await self._store_version(model_name, version_id, model, model_json,
-                                                weight_files, budget)  # fmt: skip
+            version = await self._store_version(
+                model_name, version_id, model, model_json, weight_files, budget
+            )
         except BaseException:
             await asyncio.shield(self._discard_version(model_name, version_id))
             raise
@@ -130,15 +131,19 @@ class ModelStore:
         budget: _Budget,
     ) -> VersionInfo:
         checker = WeightStreamChecker(model.entries)
-        stored = await self._store_weight_files(model_name, version_id, model, weight_files,
-                                                checker, budget)  # fmt: skip
+        stored = await self._store_weight_files(
+            model_name, version_id, model, weight_files, checker, budget
+        )
         checker.finish()
         budget.spend(len(model_json))
         original_key = layout.original_model_json_key(model_name, version_id)
         await put_bytes(self.backend, original_key, model_json)
         version = _version_info(version_id, model, model_json, stored, checker.total)
-        await put_bytes(self.backend, layout.record_key(model_name, version_id),
-                        version.model_dump_json().encode())  # fmt: skip
+        await put_bytes(
+            self.backend,
+            layout.record_key(model_name, version_id),
+            version.model_dump_json().encode(),
+        )
         return version
 
     async def _store_weight_files(
@@ -154,13 +159,19 @@ class ModelStore:
         stored: list[StoredFile] = []
         async for upload in weight_files or _no_uploads():
             spec = _match_upload(upload.path, expected, len(stored))
-            stored.append(await self._store_weight_file(model_name, version_id, spec,
-                                                        upload.chunks, checker, budget))  # fmt: skip
+            stored.append(
+                await self._store_weight_file(
+                    model_name, version_id, spec, upload.chunks, checker, budget
+                )
+            )
             _finish_group_if_complete(model, spec, len(stored), checker)
         for spec in expected[len(stored) :]:
             _require_nothing_pending(checker, spec)
-            stored.append(await self._store_weight_file(model_name, version_id, spec,
-                                                        _no_bytes(), checker, budget))  # fmt: skip
+            stored.append(
+                await self._store_weight_file(
+                    model_name, version_id, spec, _no_bytes(), checker, budget
+                )
+            )
             _finish_group_if_complete(model, spec, len(stored), checker)
         return stored
 
@@ -192,7 +203,9 @@ class ModelStore:
 
     async def _discard_version(self, model_name: str, version_id: str) -> None:
         await delete_if_present(self.backend, layout.record_key(model_name, version_id))
-        await delete_if_present(self.backend, layout.original_model_json_key(model_name, version_id))
+        await delete_if_present(
+            self.backend, layout.original_model_json_key(model_name, version_id)
+        )
         folder = layout.version_folder(model_name, version_id)
         for info in [info async for info in iter_keys(self.backend, folder)]:
             await delete_if_present(self.backend, info.key)
@@ -219,7 +232,9 @@ class ModelStore:
         """Committed version ids of a model, oldest first; empty when it does not exist."""
         layout.validate_model_name(model_name)
         prefix = layout.catalog_prefix(model_name)
-        found = [layout.parse_record_key(info.key) async for info in iter_keys(self.backend, prefix)]
+        found = [
+            layout.parse_record_key(info.key) async for info in iter_keys(self.backend, prefix)
+        ]
         return sorted(parsed[1] for parsed in found if parsed and parsed[0] == model_name)
 
     async def version(self, model_name: str, version_id: str | None = None) -> VersionInfo:
@@ -315,9 +330,7 @@ class ModelStore:
     async def _version_missing(self, model_name: str, version_id: str) -> NotFoundError:
         if not await self.version_ids(model_name):
             return ModelNotFoundError(f"there is no model {self.url(model_name)!r}")
-        return VersionNotFoundError(
-            f"model {self.url(model_name)!r} has no version {version_id!r}"
-        )
+        return VersionNotFoundError(f"model {self.url(model_name)!r} has no version {version_id!r}")
 
     # -- removing --------------------------------------------------------------------------
 
@@ -428,15 +441,21 @@ def _version_info(
         dateSaved=date_saved,
         modelTopologyType="JSON",
         modelTopologyBytes=0 if topology is None else js_byte_length(topology),
-        weightSpecsBytes=0 if "weightsManifest" not in model.document
+        weightSpecsBytes=0
+        if "weightsManifest" not in model.document
         else js_byte_length(model.weight_specs),
         weightDataBytes=weight_bytes,
-    )  # fmt: skip
+    )
     model_json_file = StoredFile(
         path=layout.MODEL_JSON, size=len(model_json), sha256=hashlib.sha256(model_json).hexdigest()
     )
-    return VersionInfo(id=version_id, dateSaved=date_saved, modelArtifactsInfo=info,
-                       modelJson=model_json_file, files=stored)  # fmt: skip
+    return VersionInfo(
+        id=version_id,
+        dateSaved=date_saved,
+        modelArtifactsInfo=info,
+        modelJson=model_json_file,
+        files=stored,
+    )
 
 
 async def _no_uploads() -> AsyncIterator[WeightUpload]:

@@ -27,4 +27,6 @@ def is_version_id(text: str) -> bool:
 
 def iso_date(moment: datetime) -> str:
     """``YYYY-MM-DDTHH:mm:ss.sssZ``, as JavaScript's ``toISOString`` writes it."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )

@@ -59,8 +59,9 @@ class WeightStreamChecker:
         """The stream is complete: every tensor must have all its bytes."""
         if self._index < len(self._entries):
             current = self._entries[self._index]
-            raise WeightSizeMismatchError(f"weight {current.name!r} is incomplete: "
-                                          f"{self._short_message()}")
+            raise WeightSizeMismatchError(
+                f"weight {current.name!r} is incomplete: {self._short_message()}"
+            )
 
     def _feed_fixed(self, end: int, position: int) -> int:
         taken = min(self._remaining, end - position)
@@ -111,8 +112,11 @@ class WeightStreamChecker:
         )
 
     def _short_message(self) -> str:
-        expected = f"the specs need {self._expected}" if self._expected is not None else (
-            "the specs need more")
+        expected = (
+            f"the specs need {self._expected}"
+            if self._expected is not None
+            else ("the specs need more")
+        )
         return f"the weight data ends after {self.total} bytes and {expected}"
 
 

@@ -23,8 +23,12 @@ EXPOSED_HEADERS = ["ETag", "Link", "Location", "Content-Length", "X-Model-Versio
 def open_shelf(settings: Settings) -> Shelf:
     """Open every configured store's backend."""
     stores = {
-        name: ModelStore(name, open_backend(url), quota_bytes=settings.quotas.get(name),
-                         max_model_json_bytes=settings.max_model_json_bytes)  # fmt: skip
+        name: ModelStore(
+            name,
+            open_backend(url),
+            quota_bytes=settings.quotas.get(name),
+            max_model_json_bytes=settings.max_model_json_bytes,
+        )
         for name, url in settings.store_urls().items()
     }
     return Shelf(stores)
@@ -51,8 +55,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(models.router)
     app.include_router(admin.router)
-    app.add_api_route("/v1/models/{store}/{rest:path}", _unmatched_model_path,
-                      methods=["GET", "POST", "PUT", "DELETE"], include_in_schema=False)  # fmt: skip
+    app.add_api_route(
+        "/v1/models/{store}/{rest:path}",
+        _unmatched_model_path,
+        methods=["GET", "POST", "PUT", "DELETE"],
+        include_in_schema=False,
+    )
     install_error_handlers(app)
     app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(
@@ -71,9 +79,15 @@ async def _unmatched_model_path(request: Request, store: str, rest: str) -> Resp
     """Explains why a path under /v1/models matched no route (a reserved name, usually)."""
     segments = rest.split("/")
     if any(segment.startswith(RESERVED_PREFIX) for segment in segments):
-        raise ServiceError("invalid_name", f"model names cannot have segments starting with "
-                           f"'~' ({rest!r}): they are reserved for version files")  # fmt: skip
+        raise ServiceError(
+            "invalid_name",
+            f"model names cannot have segments starting with "
+            f"'~' ({rest!r}): they are reserved for version files",
+        )
     if MODEL_JSON in segments[:-1] or segments[-1] == "":
-        raise ServiceError("invalid_name", f"{rest!r} is not a model name: 'model.json' is "
-                           f"reserved and segments must not be empty")  # fmt: skip
+        raise ServiceError(
+            "invalid_name",
+            f"{rest!r} is not a model name: 'model.json' is "
+            f"reserved and segments must not be empty",
+        )
     raise ServiceError("route_not_found", f"no route for {request.method} {request.url.path}")

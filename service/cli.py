@@ -14,7 +14,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1, or MODELSHELF_HOST)")
     parser.add_argument("--port", type=int, help="port (default 8000, or MODELSHELF_PORT)")
     parser.add_argument("--config", metavar="FILE", help="TOML settings file (MODELSHELF_CONFIG)")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
 
 
 def serve(args: argparse.Namespace) -> None:

@@ -50,8 +50,12 @@ def response_for(error: Exception) -> JSONResponse:
     return error_response("internal_error", "the server failed unexpectedly; see its log")
 
 
-_HTTP_CODES = {404: "route_not_found", 405: "method_not_allowed", 413: "payload_too_large",
-               415: "unsupported_media_type"}  # fmt: skip
+_HTTP_CODES = {
+    404: "route_not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
 
 
 async def _http_exception(request: Request, error: Exception) -> Response:

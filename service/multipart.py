@@ -123,7 +123,9 @@ class MultipartReader:
         async for chunk in self.part_body():
             data += chunk
             if len(data) > limit:
-                raise ServiceError("payload_too_large", f"{what} is over its limit of {limit} bytes")
+                raise ServiceError(
+                    "payload_too_large", f"{what} is over its limit of {limit} bytes"
+                )
         return bytes(data)
 
     async def _fill(self) -> bool:
@@ -190,10 +192,11 @@ def _parse_headers(raw: bytes) -> PartHeaders:
 
 def _params(header: str) -> dict[str, str]:
     return {
-        match.group(1).lower(): _unquote(match.group(2)) if match.group(2) is not None
+        match.group(1).lower(): _unquote(match.group(2))
+        if match.group(2) is not None
         else match.group(3)
         for match in _PARAM.finditer(header)
-    }  # fmt: skip
+    }
 
 
 def _unquote(value: str) -> str:

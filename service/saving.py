@@ -78,8 +78,9 @@ def too_large(limit: int) -> ServiceError:
     )
 
 
-async def read_save_request(request: Request, body: AsyncIterator[bytes],
-                            json_limit: int, model_json_limit: int) -> SaveUpload:  # fmt: skip
+async def read_save_request(
+    request: Request, body: AsyncIterator[bytes], json_limit: int, model_json_limit: int
+) -> SaveUpload:
     """Decode the save body by its Content-Type; raises ServiceError with what to fix."""
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
@@ -158,8 +159,9 @@ async def _json_upload(body: AsyncIterator[bytes], limit: int) -> SaveUpload:
             )
     artifacts = _parse_artifacts(bytes(raw))
     weights = _decode_weight_data(artifacts.weightData)
-    model_json = json.dumps(_model_json_for(artifacts), ensure_ascii=False,
-                            separators=(",", ":")).encode()  # fmt: skip
+    model_json = json.dumps(
+        _model_json_for(artifacts), ensure_ascii=False, separators=(",", ":")
+    ).encode()
     return SaveUpload(model_json, _single_file(weights))
 
 
@@ -171,7 +173,9 @@ def _parse_artifacts(raw: bytes) -> ModelArtifacts:
             f"{'.'.join(str(p) for p in item['loc']) or 'body'}: {item['msg']}"
             for item in error.errors()[:5]
         )
-        raise ServiceError("invalid_model", f"the body is not valid ModelArtifacts JSON: {problems}") from None
+        raise ServiceError(
+            "invalid_model", f"the body is not valid ModelArtifacts JSON: {problems}"
+        ) from None
 
 
 def _decode_weight_data(weight_data: str | None) -> bytes:

@@ -27,17 +27,24 @@ class ModelFixture:
 
 
 def topology(name: str = "m") -> dict[str, Any]:
-    return {"class_name": "Sequential", "config": {"name": name, "layers": []},
-            "keras_version": "tfjs-layers 4.22.0", "backend": "tensor_flow.js"}  # fmt: skip
+    return {
+        "class_name": "Sequential",
+        "config": {"name": name, "layers": []},
+        "keras_version": "tfjs-layers 4.22.0",
+        "backend": "tensor_flow.js",
+    }
 
 
 def http_saved(entries: list[dict[str, Any]], data: bytes, **extra: Any) -> ModelFixture:
     """The shape tf.io.http sends: one group, path ./model.weights.bin."""
     document: dict[str, Any] = {
-        "modelTopology": topology(), "format": "layers-model",
-        "generatedBy": "TensorFlow.js tfjs-layers v4.22.0", "convertedBy": None,
-        "weightsManifest": [{"paths": ["./model.weights.bin"], "weights": entries}], **extra,
-    }  # fmt: skip
+        "modelTopology": topology(),
+        "format": "layers-model",
+        "generatedBy": "TensorFlow.js tfjs-layers v4.22.0",
+        "convertedBy": None,
+        "weightsManifest": [{"paths": ["./model.weights.bin"], "weights": entries}],
+        **extra,
+    }
     return ModelFixture(document, {"./model.weights.bin": data})
 
 
@@ -49,7 +56,9 @@ def dense_model(seed: int = 0, units: int = 3) -> ModelFixture:
         {"name": "dense/kernel", "shape": [4, units], "dtype": "float32"},
         {"name": "dense/bias", "shape": [units], "dtype": "float32"},
     ]
-    return http_saved(entries, kernel.tobytes() + bias.tobytes(), userDefinedMetadata={"seed": seed})
+    return http_saved(
+        entries, kernel.tobytes() + bias.tobytes(), userDefinedMetadata={"seed": seed}
+    )
 
 
 def no_weights_model() -> ModelFixture:
@@ -74,12 +83,25 @@ def every_dtype_model() -> ModelFixture:
 
 def quantized_model() -> ModelFixture:
     entries = [
-        {"name": "q8", "shape": [4], "dtype": "float32",
-         "quantization": {"dtype": "uint8", "min": -1.0, "scale": 0.1, "original_dtype": "float32"}},
-        {"name": "q16", "shape": [2], "dtype": "int32",
-         "quantization": {"dtype": "uint16", "min": 0, "scale": 1}},
+        {
+            "name": "q8",
+            "shape": [4],
+            "dtype": "float32",
+            "quantization": {
+                "dtype": "uint8",
+                "min": -1.0,
+                "scale": 0.1,
+                "original_dtype": "float32",
+            },
+        },
+        {
+            "name": "q16",
+            "shape": [2],
+            "dtype": "int32",
+            "quantization": {"dtype": "uint16", "min": 0, "scale": 1},
+        },
         {"name": "h", "shape": [3], "dtype": "float32", "quantization": {"dtype": "float16"}},
-    ]  # fmt: skip
+    ]
     data = bytes([0, 10, 20, 255]) + np.array([1, 65535], "<u2").tobytes()
     data += np.array([1.0, -2.0, 65504], "<f2").tobytes()
     return http_saved(entries, data)
@@ -95,11 +117,16 @@ def sharded_model(shard_bytes: int = 16) -> ModelFixture:
         shards = [data[i : i + shard_bytes] for i in range(0, len(data), shard_bytes)]
         paths = [f"group{g}-shard{i + 1}of{len(shards)}.bin" for i in range(len(shards))]
         files.update(zip(paths, shards, strict=True))
-        groups.append({"paths": paths,
-                       "weights": [{"name": f"g{g}/w", "shape": [count], "dtype": "float32"}]})
-    document = {"modelTopology": {"node": [], "library": {}, "versions": {}},
-                "format": "graph-model", "generatedBy": "2.15.0",
-                "convertedBy": "TensorFlow.js Converter v4.22.0", "weightsManifest": groups}  # fmt: skip
+        groups.append(
+            {"paths": paths, "weights": [{"name": f"g{g}/w", "shape": [count], "dtype": "float32"}]}
+        )
+    document = {
+        "modelTopology": {"node": [], "library": {}, "versions": {}},
+        "format": "graph-model",
+        "generatedBy": "2.15.0",
+        "convertedBy": "TensorFlow.js Converter v4.22.0",
+        "weightsManifest": groups,
+    }
     return ModelFixture(document, files)
 
 

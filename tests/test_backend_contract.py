@@ -1,4 +1,4 @@
-"""The one contract every backend keeps, run over each of them ([memory], [file], [sqlite], [s3])."""
+"""The one contract every backend keeps, run over each: [memory], [file], [sqlite], [s3]."""
 
 from __future__ import annotations
 
@@ -115,9 +115,22 @@ async def test_unusual_but_valid_keys(backend: Backend) -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["", "/abs", "a/../b", "..", "a//b", "a/", "nul\x00", "./a", "a\\b", "x" * 1100,
-            "seg/" + "y" * 300, "ctl\x07"],
-)  # fmt: skip
+    "key",
+    [
+        "",
+        "/abs",
+        "a/../b",
+        "..",
+        "a//b",
+        "a/",
+        "nul\x00",
+        "./a",
+        "a\\b",
+        "x" * 1100,
+        "seg/" + "y" * 300,
+        "ctl\x07",
+    ],
+)
 async def test_invalid_keys_rejected(backend: Backend, key: str) -> None:
     with pytest.raises(InvalidKeyError):
         await put_bytes(backend, key, b"x")

@@ -69,17 +69,28 @@ def test_save_then_load_bit_for_bit(server: str, store: str, kind: str) -> None:
 def test_put_with_authorization_header(server: str, store: str) -> None:
     name = unique("put")
     header = "Authorization: Bearer test-token"
-    saved = tfjs("save-layers", "--url", model_url(server, store, name), "--method", "PUT",
-                 "--header", header, "--seed", "7")  # fmt: skip
+    saved = tfjs(
+        "save-layers",
+        "--url",
+        model_url(server, store, name),
+        "--method",
+        "PUT",
+        "--header",
+        header,
+        "--seed",
+        "7",
+    )
     assert saved["status"] == 201
-    loaded = tfjs("load-layers", "--url", saved["body"]["loadUrl"] + "?token=a%2Fb",
-                  "--header", header)  # fmt: skip
+    loaded = tfjs(
+        "load-layers", "--url", saved["body"]["loadUrl"] + "?token=a%2Fb", "--header", header
+    )
     assert loaded["predictions"] == saved["predictions"]
 
 
 def _graph_fixture() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_graph_model",
-                                                  FIXTURES / "make_graph_model.py")  # fmt: skip
+    spec = importlib.util.spec_from_file_location(
+        "make_graph_model", FIXTURES / "make_graph_model.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -90,8 +101,12 @@ def upload_folder(url: str, folder: Path) -> httpx.Response:
     """Save a converter output folder as-is: model.json, then one part per manifest path."""
     document = json.loads((folder / "model.json").read_bytes())
     paths = [path for group in document["weightsManifest"] for path in group["paths"]]
-    files = [("model.json", ("model.json", (folder / "model.json").read_bytes(), "application/json"))]
-    files += [(path, (path, (folder / path).read_bytes(), "application/octet-stream")) for path in paths]
+    files = [
+        ("model.json", ("model.json", (folder / "model.json").read_bytes(), "application/json"))
+    ]
+    files += [
+        (path, (path, (folder / path).read_bytes(), "application/octet-stream")) for path in paths
+    ]
     return httpx.post(url, files=files, timeout=30)
 
 
@@ -116,20 +131,25 @@ def test_rest_management_agrees_with_what_was_saved(server: str, store: str) -> 
         _check_management(client, server, store, name, saved)
 
 
-def _check_management(client: httpx.Client, server: str, store: str, name: str,
-                      saved: dict[str, Any]) -> None:  # fmt: skip
+def _check_management(
+    client: httpx.Client, server: str, store: str, name: str, saved: dict[str, Any]
+) -> None:
     listing = client.get(f"/v1/models/{store}", params={"prefix": name.split("/")[0] + "/"})
     assert f"{store}://{name}" in listing.json()
     target_store = "indexeddb" if store != "indexeddb" else "file"
     copy_name = unique("copied")
-    copied = client.post("/v1/copy", json={"source": f"{store}://{name}",
-                                           "destination": f"{target_store}://{copy_name}"})  # fmt: skip
+    copied = client.post(
+        "/v1/copy",
+        json={"source": f"{store}://{name}", "destination": f"{target_store}://{copy_name}"},
+    )
     assert copied.status_code == 200, copied.text
     copy_load = f"{model_url(server, target_store, copy_name)}/model.json"
     assert tfjs("load-layers", "--url", copy_load)["predictions"] == saved["predictions"]
     moved_name = unique("moved")
-    moved = client.post("/v1/move", json={"source": f"{target_store}://{copy_name}",
-                                          "destination": f"{store}://{moved_name}"})  # fmt: skip
+    moved = client.post(
+        "/v1/move",
+        json={"source": f"{target_store}://{copy_name}", "destination": f"{store}://{moved_name}"},
+    )
     assert moved.status_code == 200, moved.text
     assert client.get(f"/v1/models/{target_store}/{copy_name}").status_code == 404
     moved_load = f"{model_url(server, store, moved_name)}/model.json"

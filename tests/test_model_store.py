@@ -85,9 +85,13 @@ BAD_MODELS: dict[str, Callable[[], ModelFixture]] = {
         lambda m: _entry(m).update(dtype="int32", quantization={"dtype": "float16"})
     ),
     "quantized bool": lambda: _mutate(
-        lambda m: _entry(m).update(dtype="bool", quantization={"dtype": "uint8", "min": 0, "scale": 1})
+        lambda m: _entry(m).update(
+            dtype="bool", quantization={"dtype": "uint8", "min": 0, "scale": 1}
+        )
     ),
-    "too many bytes": lambda: _mutate(lambda m: m.files.update({"./model.weights.bin": b"\0" * 61})),
+    "too many bytes": lambda: _mutate(
+        lambda m: m.files.update({"./model.weights.bin": b"\0" * 61})
+    ),
     "too few bytes": lambda: _mutate(lambda m: m.files.update({"./model.weights.bin": b"\0" * 59})),
     "string prefix overruns": lambda: http_saved(
         [{"name": "s", "shape": [1], "dtype": "string"}], b"\x05\0\0\0abc"
@@ -127,7 +131,7 @@ async def test_invalid_models_store_nothing(model_store: ModelStore, case: str) 
 
 @pytest.mark.parametrize("payload", [b"not json", b"[1,2]", b"\xff\xfe", b'{"a":'])
 async def test_unparseable_model_json_is_rejected(model_store: ModelStore, payload: bytes) -> None:
-    with pytest.raises(InvalidModelError, match="model.json"):
+    with pytest.raises(InvalidModelError, match=r"model\.json"):
         await model_store.save(NAME, payload)
     assert await all_keys(model_store) == []
 
@@ -140,7 +144,7 @@ async def test_size_mismatch_is_its_own_error(model_store: ModelStore) -> None:
 
 async def test_unknown_and_out_of_order_files_are_rejected(model_store: ModelStore) -> None:
     model = ALL_MODELS["sharded"]()
-    with pytest.raises(InvalidModelError, match="not in model.json"):
+    with pytest.raises(InvalidModelError, match=r"not in model\.json"):
         await model_store.save(NAME, model.model_json, uploads({"stray.bin": b"x"}))
     shuffled = dict(reversed(list(model.files.items())))
     with pytest.raises(InvalidModelError, match="order"):

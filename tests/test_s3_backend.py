@@ -244,9 +244,15 @@ async def test_missing_key_in_existing_bucket_is_not_found(make_backend: MakeBac
 async def test_unreachable_endpoint_is_unavailable_quickly() -> None:
     port = free_ports(1)[0]
     backend = S3Backend(
-        "bucket", endpoint_url=f"http://127.0.0.1:{port}", region="us-east-1",
-        access_key="K", secret_key="S", connect_timeout=0.5, read_timeout=1, max_attempts=1,
-    )  # fmt: skip
+        "bucket",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region="us-east-1",
+        access_key="K",
+        secret_key="S",
+        connect_timeout=0.5,
+        read_timeout=1,
+        max_attempts=1,
+    )
     started = time.monotonic()
     try:
         with pytest.raises(UnavailableError, match=f"cannot reach S3 at http://127.0.0.1:{port}"):

@@ -23,10 +23,15 @@ BOUNDARY = "----formdata-undici-0123456789"
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
     settings = Settings(
-        stores={"indexeddb": "memory://", "file": f"file://{tmp_path / 'files'}",
-                "localstorage": f"sqlite://{tmp_path / 'ls.sqlite'}"},
-        quotas={"localstorage": 3000}, max_body_bytes=200_000, max_json_body_bytes=100_000,
-    )  # fmt: skip
+        stores={
+            "indexeddb": "memory://",
+            "file": f"file://{tmp_path / 'files'}",
+            "localstorage": f"sqlite://{tmp_path / 'ls.sqlite'}",
+        },
+        quotas={"localstorage": 3000},
+        max_body_bytes=200_000,
+        max_json_body_bytes=100_000,
+    )
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
@@ -35,8 +40,9 @@ async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
-                                 headers={"Origin": ORIGIN}) as http:  # fmt: skip
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers={"Origin": ORIGIN}
+    ) as http:
         yield http
 
 
@@ -45,8 +51,14 @@ def multipart(parts: list[tuple[str, bytes]], boundary: str = BOUNDARY) -> bytes
     body = b""
     for name, data in parts:
         kind = "application/json" if name == "model.json" else "application/octet-stream"
-        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; "
-                 f"filename=\"{name}\"\r\nContent-Type: {kind}\r\n\r\n").encode() + data + b"\r\n"  # fmt: skip
+        body += (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                f'filename="{name}"\r\nContent-Type: {kind}\r\n\r\n'
+            ).encode()
+            + data
+            + b"\r\n"
+        )
     return body + f"--{boundary}--\r\n".encode()
 
 
@@ -54,9 +66,13 @@ def tfjs_body(model: ModelFixture) -> bytes:
     return multipart([("model.json", model.model_json), ("model.weights.bin", model.weight_bytes)])
 
 
-async def post_model(client: httpx.AsyncClient, path: str, body: bytes,
-                     content_type: str = f"multipart/form-data; boundary={BOUNDARY}",
-                     method: str = "POST") -> httpx.Response:  # fmt: skip
+async def post_model(
+    client: httpx.AsyncClient,
+    path: str,
+    body: bytes,
+    content_type: str = f"multipart/form-data; boundary={BOUNDARY}",
+    method: str = "POST",
+) -> httpx.Response:
     return await client.request(method, path, content=body, headers={"Content-Type": content_type})
 
 
@@ -92,7 +108,8 @@ async def test_save_load_round_trip(client: httpx.AsyncClient) -> None:
     assert weights.headers["content-length"] == str(len(model.weight_bytes))
     assert "immutable" in weights.headers["cache-control"]
     assert {k: v for k, v in document.items() if k != "weightsManifest"} == {
-        k: v for k, v in model.document.items() if k != "weightsManifest"}
+        k: v for k, v in model.document.items() if k != "weightsManifest"
+    }
 
 
 async def test_put_and_dot_segment_weight_path(client: httpx.AsyncClient) -> None:
@@ -124,8 +141,11 @@ async def test_boundary_sniffed_when_content_type_overridden(client: httpx.Async
 
 async def test_browser_files_style_upload_keeps_shards(client: httpx.AsyncClient) -> None:
     model = sharded_model()
-    saved = await post_model(client, "/v1/models/file/conv",
-                             multipart([("model.json", model.model_json), *model.files.items()]))  # fmt: skip
+    saved = await post_model(
+        client,
+        "/v1/models/file/conv",
+        multipart([("model.json", model.model_json), *model.files.items()]),
+    )
     assert saved.status_code == 201, saved.text
     info = (await client.get("/v1/models/file/conv")).json()
     assert [f["path"] for f in info["versions"][0]["files"]] == list(model.files)
@@ -133,51 +153,89 @@ async def test_browser_files_style_upload_keeps_shards(client: httpx.AsyncClient
 
 BAD_SAVES: dict[str, tuple[bytes, str, int, str]] = {
     "model.json not JSON": (multipart([("model.json", b"{nope")]), "", 400, "invalid_model"),
-    "missing model.json part": (multipart([("model.weights.bin", b"\0" * 4)]), "", 400, "invalid_model"),
+    "missing model.json part": (
+        multipart([("model.weights.bin", b"\0" * 4)]),
+        "",
+        400,
+        "invalid_model",
+    ),
     "no parts": (f"--{BOUNDARY}--\r\n".encode(), "", 400, "invalid_model"),
     "truncated body": (tfjs_body(dense_model())[:-30], "", 400, "bad_multipart"),
     "wrong boundary": (multipart([("model.json", b"{}")], "other"), "", 400, "bad_multipart"),
     "no boundary, not multipart": (b"hello", "multipart/form-data", 400, "bad_multipart"),
-    "size mismatch": (multipart([("model.json", dense_model().model_json),
-                                 ("model.weights.bin", b"\0" * 12)]), "", 400, "weight_size_mismatch"),
-    "two model.json parts": (multipart([("model.json", dense_model().model_json),
-                                        ("model.json", b"{}")]), "", 400, "invalid_model"),
+    "size mismatch": (
+        multipart([("model.json", dense_model().model_json), ("model.weights.bin", b"\0" * 12)]),
+        "",
+        400,
+        "weight_size_mismatch",
+    ),
+    "two model.json parts": (
+        multipart([("model.json", dense_model().model_json), ("model.json", b"{}")]),
+        "",
+        400,
+        "invalid_model",
+    ),
     "unsupported media type": (b"x", "text/plain", 415, "unsupported_media_type"),
-    "bad base64 JSON": (json.dumps({"modelTopology": {}, "weightData": "***"}).encode(),
-                        "application/json", 400, "invalid_model"),
-    "huge part headers": (f"--{BOUNDARY}\r\nX: {'a' * 20000}\r\n\r\n".encode(), "", 400, "bad_multipart"),
-}  # fmt: skip
+    "bad base64 JSON": (
+        json.dumps({"modelTopology": {}, "weightData": "***"}).encode(),
+        "application/json",
+        400,
+        "invalid_model",
+    ),
+    "huge part headers": (
+        f"--{BOUNDARY}\r\nX: {'a' * 20000}\r\n\r\n".encode(),
+        "",
+        400,
+        "bad_multipart",
+    ),
+}
 
 
 @pytest.mark.parametrize("case", list(BAD_SAVES))
-async def test_bad_saves_answer_clearly_and_store_nothing(client: httpx.AsyncClient, case: str) -> None:
+async def test_bad_saves_answer_clearly_and_store_nothing(
+    client: httpx.AsyncClient, case: str
+) -> None:
     body, content_type, status, code = BAD_SAVES[case]
-    response = await post_model(client, "/v1/models/indexeddb/bad", body,
-                                content_type or f"multipart/form-data; boundary={BOUNDARY}")  # fmt: skip
+    response = await post_model(
+        client,
+        "/v1/models/indexeddb/bad",
+        body,
+        content_type or f"multipart/form-data; boundary={BOUNDARY}",
+    )
     assert_error(response, status, code)
     assert await stored_models(client) == {}
 
 
 async def test_body_over_limit_is_413(client: httpx.AsyncClient) -> None:
     big = ModelFixture(dense_model().document, {"./model.weights.bin": b"\0" * 300_000})
-    big.document["weightsManifest"][0]["weights"] = [{"name": "w", "shape": [75_000], "dtype": "float32"}]
-    assert_error(await post_model(client, "/v1/models/indexeddb/big", tfjs_body(big)),
-                 413, "payload_too_large")  # fmt: skip
+    big.document["weightsManifest"][0]["weights"] = [
+        {"name": "w", "shape": [75_000], "dtype": "float32"}
+    ]
+    assert_error(
+        await post_model(client, "/v1/models/indexeddb/big", tfjs_body(big)),
+        413,
+        "payload_too_large",
+    )
 
     async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams
         body = tfjs_body(big)
         for offset in range(0, len(body), 65536):
             yield body[offset : offset + 65536]
 
-    response = await client.post("/v1/models/indexeddb/big", content=chunked(),
-                                 headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})  # fmt: skip
+    response = await client.post(
+        "/v1/models/indexeddb/big",
+        content=chunked(),
+        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+    )
     assert_error(response, 413, "payload_too_large")
     assert await stored_models(client) == {}
 
 
 async def test_quota_exceeded_is_507_and_stores_nothing(client: httpx.AsyncClient) -> None:
     big = ModelFixture(dense_model().document, {"./model.weights.bin": b"\0" * 4000})
-    big.document["weightsManifest"][0]["weights"] = [{"name": "w", "shape": [1000], "dtype": "float32"}]
+    big.document["weightsManifest"][0]["weights"] = [
+        {"name": "w", "shape": [1000], "dtype": "float32"}
+    ]
     response = await post_model(client, "/v1/models/localstorage/q", tfjs_body(big))
     assert_error(response, 507, "quota_exceeded")
     assert await stored_models(client, "localstorage") == {}
@@ -191,19 +249,28 @@ async def test_quota_exceeded_is_507_and_stores_nothing(client: httpx.AsyncClien
         ("GET", "/v1/models/indexeddb/missing/model.json", 404, "model_not_found"),
         ("GET", "/v1/models/indexeddb/missing", 404, "model_not_found"),
         ("DELETE", "/v1/models/indexeddb/missing", 404, "model_not_found"),
-        ("GET", "/v1/models/indexeddb/missing/~v/20260101T000000000000Z-00000000/w.bin", 404,
-         "model_not_found"),
+        (
+            "GET",
+            "/v1/models/indexeddb/missing/~v/20260101T000000000000Z-00000000/w.bin",
+            404,
+            "model_not_found",
+        ),
         ("POST", "/v1/models/indexeddb/~reserved", 400, "invalid_name"),
         ("POST", "/v1/models/indexeddb/a/model.json/b", 400, "invalid_name"),
         ("POST", "/v1/models/indexeddb/nul%00name", 400, "invalid_name"),
         ("PATCH", "/v1/models/indexeddb/x", 405, "method_not_allowed"),
         ("GET", "/nowhere", 404, "route_not_found"),
     ],
-)  # fmt: skip
-async def test_error_routes(client: httpx.AsyncClient, method: str, path: str, status: int,
-                            code: str) -> None:  # fmt: skip
-    response = await client.request(method, path, content=tfjs_body(dense_model()),
-                                    headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})  # fmt: skip
+)
+async def test_error_routes(
+    client: httpx.AsyncClient, method: str, path: str, status: int, code: str
+) -> None:
+    response = await client.request(
+        method,
+        path,
+        content=tfjs_body(dense_model()),
+        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+    )
     assert_error(response, status, code)
     if status == 405:
         assert "POST" in response.headers["allow"]
@@ -211,18 +278,26 @@ async def test_error_routes(client: httpx.AsyncClient, method: str, path: str, s
 
 async def test_missing_version_and_weight_file(client: httpx.AsyncClient) -> None:
     saved = (await post_model(client, "/v1/models/indexeddb/v", tfjs_body(dense_model()))).json()
-    assert_error(await client.get("/v1/models/indexeddb/v/model.json?version=nope"),
-                 404, "version_not_found")  # fmt: skip
+    assert_error(
+        await client.get("/v1/models/indexeddb/v/model.json?version=nope"), 404, "version_not_found"
+    )
     missing = await client.get(f"/v1/models/indexeddb/v/~v/{saved['versionId']}/other.bin")
     assert_error(missing, 404, "weight_file_not_found")
 
 
 async def test_preflight_for_put_with_authorization(client: httpx.AsyncClient) -> None:
-    for path in ("/v1/models/indexeddb/m", "/v1/models/indexeddb/m/model.json",
-                 "/v1/models/indexeddb/m/~v/20260101T000000000000Z-00000000/model.weights.bin"):
-        response = await client.options(path, headers={
-            "Access-Control-Request-Method": "PUT",
-            "Access-Control-Request-Headers": "authorization,content-type"})  # fmt: skip
+    for path in (
+        "/v1/models/indexeddb/m",
+        "/v1/models/indexeddb/m/model.json",
+        "/v1/models/indexeddb/m/~v/20260101T000000000000Z-00000000/model.weights.bin",
+    ):
+        response = await client.options(
+            path,
+            headers={
+                "Access-Control-Request-Method": "PUT",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
         assert response.status_code in (200, 204)
         assert response.headers["access-control-allow-origin"] in ("*", ORIGIN)
         assert "PUT" in response.headers["access-control-allow-methods"]
@@ -263,8 +338,12 @@ async def test_list_pages_with_link_header(client: httpx.AsyncClient) -> None:
 
 
 async def test_versions_info_and_remove_one_version(client: httpx.AsyncClient) -> None:
-    ids = [(await post_model(client, "/v1/models/file/vv", tfjs_body(dense_model(seed)))).json()["versionId"]
-           for seed in range(2)]  # fmt: skip
+    ids = [
+        (await post_model(client, "/v1/models/file/vv", tfjs_body(dense_model(seed)))).json()[
+            "versionId"
+        ]
+        for seed in range(2)
+    ]
     info = (await client.get("/v1/models/file/vv")).json()
     assert info["currentVersion"] == ids[1]
     assert [v["id"] for v in info["versions"]] == ids
@@ -275,13 +354,19 @@ async def test_versions_info_and_remove_one_version(client: httpx.AsyncClient) -
 
 async def test_copy_move_errors(client: httpx.AsyncClient) -> None:
     await post_model(client, "/v1/models/indexeddb/src", tfjs_body(dense_model()))
-    same = await client.post("/v1/copy", json={"source": "indexeddb://src", "destination": "indexeddb://src"})
+    same = await client.post(
+        "/v1/copy", json={"source": "indexeddb://src", "destination": "indexeddb://src"}
+    )
     assert_error(same, 400, "same_source_and_destination")
-    missing = await client.post("/v1/move", json={"source": "indexeddb://nope", "destination": "file://x"})
+    missing = await client.post(
+        "/v1/move", json={"source": "indexeddb://nope", "destination": "file://x"}
+    )
     assert_error(missing, 404, "model_not_found")
     malformed = await client.post("/v1/copy", json={"source": "src", "destination": "file://x"})
     assert_error(malformed, 400, "invalid_model_url")
-    unknown = await client.post("/v1/copy", json={"source": "indexeddb://src", "destination": "gcs://x"})
+    unknown = await client.post(
+        "/v1/copy", json={"source": "indexeddb://src", "destination": "gcs://x"}
+    )
     assert_error(unknown, 404, "unknown_store")
     invalid = await client.post("/v1/copy", json={"source": "indexeddb://src"})
     assert_error(invalid, 422, "validation_error")
@@ -291,7 +376,10 @@ async def test_copy_move_errors(client: httpx.AsyncClient) -> None:
 async def test_stores_and_health(client: httpx.AsyncClient) -> None:
     stores = (await client.get("/v1/stores")).json()["stores"]
     assert {(s["name"], s["kind"]) for s in stores} == {
-        ("indexeddb", "memory"), ("file", "file"), ("localstorage", "sqlite")}
+        ("indexeddb", "memory"),
+        ("file", "file"),
+        ("localstorage", "sqlite"),
+    }
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200 and set(ready.json()["stores"].values()) == {"ok"}

@@ -16,39 +16,57 @@ from service.routes.models import model_info
 router = APIRouter()
 READY_TIMEOUT_SECONDS = 5.0
 _TRANSFER_ERRORS = error_responses(
-    "same_source_and_destination", "invalid_model_url", "model_not_found", "unknown_store",
-    "quota_exceeded", "integrity_error",
-)  # fmt: skip
+    "same_source_and_destination",
+    "invalid_model_url",
+    "model_not_found",
+    "unknown_store",
+    "quota_exceeded",
+    "integrity_error",
+)
 
 
-@router.post("/v1/copy", operation_id="copyModel", response_model=ModelInfo, tags=["models"],
-             responses=_TRANSFER_ERRORS)  # fmt: skip
+@router.post(
+    "/v1/copy",
+    operation_id="copyModel",
+    response_model=ModelInfo,
+    tags=["models"],
+    responses=_TRANSFER_ERRORS,
+)
 async def copy_model(transfer: TransferRequest, shelf: ShelfDep) -> ModelInfo:
     """Copy a model's current version to another URL; answers the destination's info."""
     await shelf.copy(transfer.source, transfer.destination)
     destination = shelf.resolve(transfer.destination)
-    return model_info(destination.store, destination.name,
-                      await destination.store.versions(destination.name))  # fmt: skip
+    return model_info(
+        destination.store, destination.name, await destination.store.versions(destination.name)
+    )
 
 
-@router.post("/v1/move", operation_id="moveModel", response_model=ModelInfo, tags=["models"],
-             responses=_TRANSFER_ERRORS)  # fmt: skip
+@router.post(
+    "/v1/move",
+    operation_id="moveModel",
+    response_model=ModelInfo,
+    tags=["models"],
+    responses=_TRANSFER_ERRORS,
+)
 async def move_model(transfer: TransferRequest, shelf: ShelfDep) -> ModelInfo:
     """Move a model (every version); the source goes only after the destination is verified."""
     await shelf.move(transfer.source, transfer.destination)
     destination = shelf.resolve(transfer.destination)
-    return model_info(destination.store, destination.name,
-                      await destination.store.versions(destination.name))  # fmt: skip
+    return model_info(
+        destination.store, destination.name, await destination.store.versions(destination.name)
+    )
 
 
 @router.get("/v1/stores", operation_id="listStores", response_model=StoreList, tags=["stores"])
 async def list_stores(shelf: ShelfDep, settings: SettingsDep) -> StoreList:
     """The configured stores and the kind of backend behind each (no secrets)."""
     urls = settings.store_urls()
-    return StoreList(stores=[
-        StoreInfo(name=name, kind=backend_kind(urls[name]), quotaBytes=store.quota_bytes)
-        for name, store in shelf.stores.items()
-    ])  # fmt: skip
+    return StoreList(
+        stores=[
+            StoreInfo(name=name, kind=backend_kind(urls[name]), quotaBytes=store.quota_bytes)
+            for name, store in shelf.stores.items()
+        ]
+    )
 
 
 @router.get("/healthz", operation_id="healthz", tags=["health"])
@@ -57,15 +75,21 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", operation_id="readyz", tags=["health"],
-            responses={503: {"description": "a backend is unreachable"}})  # fmt: skip
+@router.get(
+    "/readyz",
+    operation_id="readyz",
+    tags=["health"],
+    responses={503: {"description": "a backend is unreachable"}},
+)
 async def readyz(shelf: ShelfDep) -> JSONResponse:
     """Every backend answers a listing."""
     checks = await asyncio.gather(*(_check(store.backend) for store in shelf.stores.values()))
     stores = dict(zip(shelf.stores, checks, strict=True))
     ready = all(state == "ok" for state in stores.values())
-    return JSONResponse({"status": "ok" if ready else "unavailable", "stores": stores},
-                        status_code=200 if ready else 503)  # fmt: skip
+    return JSONResponse(
+        {"status": "ok" if ready else "unavailable", "stores": stores},
+        status_code=200 if ready else 503,
+    )
 
 
 async def _check(backend: object) -> str:

@@ -35,21 +35,31 @@ _SAVE_BODY: dict[str, Any] = {
                     "type": "object",
                     "required": ["model.json"],
                     "properties": {
-                        "model.json": {"type": "string", "format": "binary",
-                                       "description": "model.json (first part)"},
-                        "model.weights.bin": {"type": "string", "format": "binary",
-                                              "description": "all weight bytes, in spec order"},
+                        "model.json": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "model.json (first part)",
+                        },
+                        "model.weights.bin": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "all weight bytes, in spec order",
+                        },
                     },
-                },  # fmt: skip
+                },
             },
             "application/json": {"schema": {"$ref": "#/components/schemas/ModelArtifacts"}},
         },
     }
 }
 _SAVE_ERRORS = error_responses(
-    "invalid_model", "unknown_store", "payload_too_large", "unsupported_media_type",
-    "quota_exceeded", "unavailable",
-)  # fmt: skip
+    "invalid_model",
+    "unknown_store",
+    "payload_too_large",
+    "unsupported_media_type",
+    "quota_exceeded",
+    "unavailable",
+)
 _WEIGHT_CONTENT = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 
 
@@ -59,17 +69,23 @@ async def _save(request: Request, store: ModelStore, name: str, settings: Settin
         raise too_large(settings.max_body_bytes)
     body = BodyLimit(request.stream(), settings.max_body_bytes)
     try:
-        upload = await read_save_request(request, aiter(body), settings.max_json_body_bytes,
-                                         settings.max_model_json_bytes)  # fmt: skip
-        version = await store.save(name, upload.model_json, upload.weight_files,
-                                   declared_bytes=declared)  # fmt: skip
+        upload = await read_save_request(
+            request, aiter(body), settings.max_json_body_bytes, settings.max_model_json_bytes
+        )
+        version = await store.save(
+            name, upload.model_json, upload.weight_files, declared_bytes=declared
+        )
     except Exception:
         if declared is None or declared - body.received <= DRAIN_LIMIT:
             await body.drain(DRAIN_LIMIT)
         raise
     load_url = model_base_url(request, store.name, name) + "model.json"
-    result = SaveResult(modelArtifactsInfo=version.modelArtifactsInfo, modelUrl=store.url(name),
-                        versionId=version.id, loadUrl=load_url)  # fmt: skip
+    result = SaveResult(
+        modelArtifactsInfo=version.modelArtifactsInfo,
+        modelUrl=store.url(name),
+        versionId=version.id,
+        loadUrl=load_url,
+    )
     return JSONResponse(result.model_dump(), status_code=201, headers={"Location": load_url})
 
 
@@ -78,24 +94,45 @@ def _content_length(request: Request) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-@router.post(MODEL_PATH, operation_id="saveModel", status_code=201, response_model=SaveResult,
-             openapi_extra=_SAVE_BODY, responses=_SAVE_ERRORS)  # fmt: skip
-async def save_model(request: Request, store: StoreDep, name: str, settings: SettingsDep) -> Response:
+@router.post(
+    MODEL_PATH,
+    operation_id="saveModel",
+    status_code=201,
+    response_model=SaveResult,
+    openapi_extra=_SAVE_BODY,
+    responses=_SAVE_ERRORS,
+)
+async def save_model(
+    request: Request, store: StoreDep, name: str, settings: SettingsDep
+) -> Response:
     """Save a model (what tf.io.http POSTs); creates a new version."""
     return await _save(request, store, name, settings)
 
 
-@router.put(MODEL_PATH, operation_id="saveModelPut", status_code=201, response_model=SaveResult,
-            openapi_extra=_SAVE_BODY, responses=_SAVE_ERRORS)  # fmt: skip
-async def save_model_put(request: Request, store: StoreDep, name: str, settings: SettingsDep) -> Response:
+@router.put(
+    MODEL_PATH,
+    operation_id="saveModelPut",
+    status_code=201,
+    response_model=SaveResult,
+    openapi_extra=_SAVE_BODY,
+    responses=_SAVE_ERRORS,
+)
+async def save_model_put(
+    request: Request, store: StoreDep, name: str, settings: SettingsDep
+) -> Response:
     """Save a model with PUT (requestInit.method 'PUT'); creates a new version."""
     return await _save(request, store, name, settings)
 
 
-@router.get(MODEL_PATH + "/model.json", operation_id="loadModelJson", response_model=ModelJSON,
-            responses=error_responses("model_not_found", "version_not_found", "unknown_store"))  # fmt: skip
-async def load_model_json(request: Request, store: StoreDep, name: str,
-                          version: VersionQuery = None) -> Response:  # fmt: skip
+@router.get(
+    MODEL_PATH + "/model.json",
+    operation_id="loadModelJson",
+    response_model=ModelJSON,
+    responses=error_responses("model_not_found", "version_not_found", "unknown_store"),
+)
+async def load_model_json(
+    request: Request, store: StoreDep, name: str, version: VersionQuery = None
+) -> Response:
     """Load model.json; its weight paths point at the version's immutable weight URLs."""
     info = await store.version(name, version)
     etag = f'"{info.id}"'
@@ -106,11 +143,18 @@ async def load_model_json(request: Request, store: StoreDep, name: str,
     return Response(content, media_type="application/json", headers=headers)
 
 
-@router.get(MODEL_PATH + "/~v/{version}/{path:path}", operation_id="loadWeightFile",
-            response_class=Response, responses={200: {"content": _WEIGHT_CONTENT}, **error_responses(
-                "weight_file_not_found", "model_not_found", "version_not_found")})  # fmt: skip
-async def load_weight_file(request: Request, store: StoreDep, name: str, version: str,
-                           path: str) -> Response:  # fmt: skip
+@router.get(
+    MODEL_PATH + "/~v/{version}/{path:path}",
+    operation_id="loadWeightFile",
+    response_class=Response,
+    responses={
+        200: {"content": _WEIGHT_CONTENT},
+        **error_responses("weight_file_not_found", "model_not_found", "version_not_found"),
+    },
+)
+async def load_weight_file(
+    request: Request, store: StoreDep, name: str, version: str, path: str
+) -> Response:
     """Load one weight file of a version; its bytes never change (cached for a year)."""
     stored, stream = await store.open_weight_file(name, version, normalize_weight_path(path))
     etag = f'"{stored.sha256}"'
@@ -118,8 +162,9 @@ async def load_weight_file(request: Request, store: StoreDep, name: str, version
     if _matches(request, etag):
         await stream.aclose()
         return Response(status_code=304, headers={"ETag": etag, "Cache-Control": IMMUTABLE})
-    return StreamingResponse(_closing(stream), media_type="application/octet-stream",
-                             headers=headers)  # fmt: skip
+    return StreamingResponse(
+        _closing(stream), media_type="application/octet-stream", headers=headers
+    )
 
 
 async def _closing(stream: Any) -> AsyncIterator[bytes]:
@@ -135,22 +180,34 @@ def _matches(request: Request, etag: str) -> bool:
     return etag in [tag.strip().removeprefix("W/") for tag in candidates.split(",")]
 
 
-@router.get(MODEL_PATH, operation_id="getModelInfo", response_model=ModelInfo,
-            responses=error_responses("model_not_found", "unknown_store"))  # fmt: skip
+@router.get(
+    MODEL_PATH,
+    operation_id="getModelInfo",
+    response_model=ModelInfo,
+    responses=error_responses("model_not_found", "unknown_store"),
+)
 async def get_model_info(store: StoreDep, name: str) -> ModelInfo:
     """A model's info: current version and every version, oldest first."""
     return model_info(store, name, await store.versions(name))
 
 
-@router.delete(MODEL_PATH, operation_id="removeModel", response_model=ModelInfo,
-               responses=error_responses("model_not_found", "version_not_found", "unknown_store"))  # fmt: skip
+@router.delete(
+    MODEL_PATH,
+    operation_id="removeModel",
+    response_model=ModelInfo,
+    responses=error_responses("model_not_found", "version_not_found", "unknown_store"),
+)
 async def remove_model(store: StoreDep, name: str, version: VersionQuery = None) -> ModelInfo:
     """Remove a model, or one version of it; answers the model's info before removal."""
     return model_info(store, name, await store.remove(name, version))
 
 
-@router.get("/{store}", operation_id="listModels", response_model=ModelList,
-            responses=error_responses("unknown_store"))  # fmt: skip
+@router.get(
+    "/{store}",
+    operation_id="listModels",
+    response_model=ModelList,
+    responses=error_responses("unknown_store"),
+)
 async def list_models(
     request: Request,
     store: StoreDep,
@@ -160,8 +217,10 @@ async def list_models(
 ) -> Response:
     """List models like tf.io.listModels(); the next page's URL is in the Link header."""
     page = await store.list_models(prefix, cursor=cursor, limit=limit)
-    body = {store.url(name): version.modelArtifactsInfo.model_dump()
-            for name, version in page.models.items()}  # fmt: skip
+    body = {
+        store.url(name): version.modelArtifactsInfo.model_dump()
+        for name, version in page.models.items()
+    }
     headers = {}
     if page.next_cursor is not None:
         next_url = request.url.include_query_params(cursor=page.next_cursor)
@@ -171,5 +230,11 @@ async def list_models(
 
 def model_info(store: ModelStore, name: str, versions: list[VersionInfo]) -> ModelInfo:
     current = versions[-1]
-    return ModelInfo(url=store.url(name), store=store.name, name=name, currentVersion=current.id,
-                     modelArtifactsInfo=current.modelArtifactsInfo, versions=versions)  # fmt: skip
+    return ModelInfo(
+        url=store.url(name),
+        store=store.name,
+        name=name,
+        currentVersion=current.id,
+        modelArtifactsInfo=current.modelArtifactsInfo,
+        versions=versions,
+    )

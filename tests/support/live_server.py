@@ -24,8 +24,9 @@ def free_port() -> int:
 def live_server(settings: Settings) -> Iterator[str]:
     """Serve the app on 127.0.0.1 until the block ends; yields the base URL (no trailing /)."""
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on")  # fmt: skip
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()

@@ -166,15 +166,26 @@ class SeaweedS3:
         config.write_text(json.dumps(self._identities()))
         master, volume, filer, s3 = self._ports = ports
         command = [
-            binary, "mini", f"-dir={self.workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
-            f"-s3.port={s3}", f"-s3.config={config}", "-s3.allowDeleteBucketNotEmpty=false",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
+            binary,
+            "mini",
+            f"-dir={self.workdir}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={master}",
+            f"-volume.port={volume}",
+            f"-filer.port={filer}",
+            f"-s3.port={s3}",
+            f"-s3.config={config}",
+            "-s3.allowDeleteBucketNotEmpty=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-webdav=false",
+            "-admin.ui=false",
             "-master.telemetry=false",
             # Not in s3-testing.md's recipe: by default weed creates a missing bucket on the
             # first write of an admin identity, which hides "no such bucket" from the tests.
             "-s3.autoCreateBucket=false",
-        ]  # fmt: skip
+        ]
         self._log = self.log_path.open("wb")  # one attempt's log: the tail explains a failure
         self._process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
