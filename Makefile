@@ -1,0 +1,37 @@
+# Two commands do all the set-up from a fresh clone:
+#   make serve   install into .venv and start the server on the embedded default stores
+#   make test    install everything (Python, TF.js for Node, SeaweedFS) and run every test
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+PORT   ?= 8000
+
+.PHONY: serve test install install-test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test]"
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+
+serve: install
+	$(BIN)/modelshelf serve --port $(PORT)
+
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: install-test lint
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+
+bench: install-test
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/storage_core.py
+
+clean:
+	rm -rf $(VENV) tests/js/node_modules .pytest_cache .mypy_cache .ruff_cache
