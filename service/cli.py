@@ -23,7 +23,10 @@ def serve(args: argparse.Namespace) -> None:
     """Run uvicorn with the app built from the settings."""
     from service.app import create_app
 
-    settings = load_settings(args.config)
+    try:
+        settings = load_settings(args.config)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"modelshelf: {error}") from None
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     app = create_app(settings)

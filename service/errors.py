@@ -129,7 +129,8 @@ def error_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
     from schemas.errors import ErrorBody
 
     documented: dict[int | str, dict[str, Any]] = {}
-    for code in codes:
+    # validation_error replaces FastAPI's default 422 schema, which our handler never sends.
+    for code in (*codes, "validation_error"):
         status = ERROR_STATUS[code]
         entry = documented.setdefault(status, {"model": ErrorBody, "description": ""})
         entry["description"] = ", ".join(filter(None, [entry["description"], code]))

@@ -56,7 +56,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = os.environ.get("MODELSHELF_CONFIG")
+        toml_file = settings_cls.model_config.get("toml_file") or os.environ.get(
+            "MODELSHELF_CONFIG"
+        )
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if toml_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
@@ -77,7 +79,13 @@ class Settings(BaseSettings):
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
-    """Settings from the environment, the TOML file (``config_file`` or MODELSHELF_CONFIG)."""
-    if config_file is not None:
-        os.environ["MODELSHELF_CONFIG"] = str(config_file)
-    return Settings(**overrides)
+    """Settings from the environment, then the TOML file (``config_file`` or MODELSHELF_CONFIG)."""
+    if config_file is None:
+        return Settings(**overrides)
+    if not Path(config_file).is_file():
+        raise FileNotFoundError(f"settings file {config_file} does not exist; check --config")
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=Path(config_file))
+
+    return FileSettings(**overrides)
