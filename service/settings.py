@@ -82,10 +82,11 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     """Settings from the environment, then the TOML file (``config_file`` or MODELSHELF_CONFIG)."""
     if config_file is None:
         return Settings(**overrides)
-    if not Path(config_file).is_file():
-        raise FileNotFoundError(f"settings file {config_file} does not exist; check --config")
+    config_path = Path(config_file)
+    if not config_path.is_file():
+        raise FileNotFoundError(f"settings file {config_path} does not exist; check --config")
 
     class FileSettings(Settings):
-        model_config = SettingsConfigDict(toml_file=Path(config_file))
+        model_config = SettingsConfigDict(toml_file=config_path)
 
     return FileSettings(**overrides)
