@@ -28,6 +28,7 @@ OPERATIONS = {
     "listStores",
     "healthz",
     "readyz",
+    "exportModel",
 }
 
 

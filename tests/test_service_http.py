@@ -383,3 +383,35 @@ async def test_stores_and_health(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200 and set(ready.json()["stores"].values()) == {"ok"}
+
+
+async def test_export_is_what_browser_downloads_writes(client: httpx.AsyncClient) -> None:
+    import io
+    import zipfile
+
+    model = sharded_model()
+    await post_model(
+        client,
+        "/v1/models/file/team/net",
+        multipart([("model.json", model.model_json), *model.files.items()]),
+    )
+    exported = await client.get("/v1/models/file/team/net/~export")
+    assert exported.status_code == 200, exported.text
+    assert exported.headers["content-length"] == str(len(exported.content))
+    archive = zipfile.ZipFile(io.BytesIO(exported.content))
+    assert archive.testzip() is None
+    assert sorted(archive.namelist()) == ["net.json", "net.weights.bin"]
+    document = json.loads(archive.read("net.json"))
+    groups = model.document["weightsManifest"]
+    assert document["weightsManifest"] == [
+        {
+            "paths": ["./net.weights.bin"],
+            "weights": [entry for group in groups for entry in group["weights"]],
+        }
+    ]
+    assert archive.read("net.weights.bin") == model.weight_bytes
+    renamed = await client.get("/v1/models/file/team/net/~export?prefix=other")
+    assert "other.json" in zipfile.ZipFile(io.BytesIO(renamed.content)).namelist()
+    assert_error(
+        await client.get("/v1/models/file/team/net/~export?prefix=a/b"), 400, "invalid_name"
+    )

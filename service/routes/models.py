@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from modelstore import ModelStore
+from modelstore.exports import downloads_model_json, downloads_prefix, joined_weights
 from modelstore.manifest import normalize_weight_path
 from schemas.artifacts import ModelJSON, SaveResult
 from schemas.versions import ModelInfo, ModelList, VersionInfo
@@ -17,6 +19,7 @@ from service.errors import error_responses
 from service.routing import ModelNameConvertor  # noqa: F401  (registers 'modelname')
 from service.saving import BodyLimit, read_save_request, too_large
 from service.settings import Settings
+from service.zipstream import ZipEntry, archive_size, stream_zip
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -238,3 +241,45 @@ def model_info(store: ModelStore, name: str, versions: list[VersionInfo]) -> Mod
         modelArtifactsInfo=current.modelArtifactsInfo,
         versions=versions,
     )
+
+
+_ZIP_CONTENT = {"application/zip": {"schema": {"type": "string", "format": "binary"}}}
+
+
+@router.get(
+    MODEL_PATH + "/~export",
+    operation_id="exportModel",
+    response_class=Response,
+    responses={
+        200: {"content": _ZIP_CONTENT},
+        **error_responses("model_not_found", "version_not_found", "invalid_name"),
+    },
+)
+async def export_model(
+    store: StoreDep,
+    name: str,
+    version: VersionQuery = None,
+    prefix: Annotated[str | None, Query(description="File prefix; the name's last segment")] = None,
+) -> Response:
+    """Export as tf.io.browserDownloads saves: a zip of PREFIX.json and PREFIX.weights.bin."""
+    chosen = downloads_prefix(name, prefix)
+    info = await store.version(name, version)
+    model_json = downloads_model_json(await store.original_model_json(name, info.id), chosen)
+    entries = [
+        ZipEntry(f"{chosen}.json", len(model_json), _once(model_json)),
+        ZipEntry(
+            f"{chosen}.weights.bin",
+            sum(f.size for f in info.files),
+            joined_weights(store, name, info),
+        ),
+    ]
+    headers = {
+        "Content-Length": str(archive_size(entries)),
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(chosen)}.zip",
+        "X-Model-Version": info.id,
+    }
+    return StreamingResponse(stream_zip(entries), media_type="application/zip", headers=headers)
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
