@@ -1,3 +1,50 @@
-"""modelshelf: a self-hosted model store that speaks TensorFlow.js's save/load protocol."""
+"""modelshelf: a self-hosted model store that speaks TensorFlow.js's save/load protocol.
+
+The SDK mirrors ``tf.io``: ``save``, ``load``, ``list_models``, ``remove_model``,
+``copy_model``, ``move_model``, with weights as numpy arrays::
+
+    import modelshelf
+    with modelshelf.Client("http://127.0.0.1:8000") as shelf:
+        artifacts = shelf.load("indexeddb://my-model")
+        weights = artifacts.weights()            # {"dense/kernel": np.ndarray, ...}
+"""
+
+from modelshelf._artifacts import ModelArtifacts
+from modelshelf._client import AsyncClient, Client
+from modelshelf._exceptions import (
+    ConflictError,
+    InvalidModelError,
+    InvalidRequestError,
+    ModelshelfError,
+    NotFoundError,
+    QuotaExceededError,
+    ServerError,
+    TooLargeError,
+    UnavailableError,
+)
+from modelshelf._weights import decode_weights, encode_weights
+from schemas.artifacts import ModelArtifactsInfo, SaveResult
+from schemas.versions import ModelInfo, VersionInfo
 
 __version__ = "0.1.0"
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "ConflictError",
+    "InvalidModelError",
+    "InvalidRequestError",
+    "ModelArtifacts",
+    "ModelArtifactsInfo",
+    "ModelInfo",
+    "ModelshelfError",
+    "NotFoundError",
+    "QuotaExceededError",
+    "SaveResult",
+    "ServerError",
+    "TooLargeError",
+    "UnavailableError",
+    "VersionInfo",
+    "__version__",
+    "decode_weights",
+    "encode_weights",
+]

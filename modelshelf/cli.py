@@ -1,27 +1,115 @@
-"""The ``modelshelf`` command."""
+"""The ``modelshelf`` command: run the server, and move models in and out of it.
+
+Exit codes: 0 done, 1 failed (the message says why), 2 usage error, 3 not found,
+4 server unreachable.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNREACHABLE = 1, 2, 3, 4
+EPILOG = """model URLs are written as TF.js writes them: STORE://NAME, e.g. indexeddb://my-model,
+file://team/resnet, s3://prod/classifier. The server is --server or MODELSHELF_URL
+(default http://127.0.0.1:8000).
+
+exit codes: 0 done, 1 failed, 2 usage error, 3 not found, 4 server unreachable"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelshelf",
         description="A model store that speaks TensorFlow.js's save/load protocol.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _serve_parser(commands)
+    for name, help_text, arguments in _CLIENT_COMMANDS:
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        for argument, argument_help in arguments:
+            if name == "ls":
+                sub.add_argument(argument, help=argument_help, nargs="?", default="")
+            else:
+                sub.add_argument(argument, help=argument_help)
+        _client_options(sub, name)
+    return parser
+
+
+_CLIENT_COMMANDS: list[tuple[str, str, list[tuple[str, str]]]] = [
+    (
+        "push",
+        "save a TF.js model folder (model.json + weight files) as a new version",
+        [
+            ("folder", "folder holding model.json"),
+            ("url", "where to save, e.g. indexeddb://my-model"),
+        ],
+    ),
+    (
+        "pull",
+        "write a model into a folder as it was saved (tfjs-node file:// loads it)",
+        [("url", "model URL"), ("folder", "destination folder (created if missing)")],
+    ),
+    (
+        "export",
+        "write NAME.json and NAME.weights.bin, as tf.io.browserDownloads does",
+        [("url", "model URL"), ("folder", "destination folder (created if missing)")],
+    ),
+    (
+        "ls",
+        "list models of a store, optionally under a name prefix",
+        [("url", "STORE or STORE://PREFIX (default: every store)")],
+    ),
+    ("info", "show a model's current version and sizes", [("url", "model URL")]),
+    ("versions", "list a model's versions, oldest first", [("url", "model URL")]),
+    ("rm", "remove a model, or one version with --version", [("url", "model URL")]),
+    (
+        "cp",
+        "copy a model's current version to another URL, in any store",
+        [("source", "model URL"), ("destination", "model URL")],
+    ),
+    (
+        "mv",
+        "move a model with all its versions; the source goes once the copy is verified",
+        [("source", "model URL"), ("destination", "model URL")],
+    ),
+]
+
+
+def _serve_parser(commands: Any) -> None:
+    from service.cli import add_serve_arguments
+
     serve = commands.add_parser(
         "serve",
         help="run the server",
-        description="Run the modelshelf server. With no configuration it stores models in "
+        description="Run the modelshelf server. With no configuration it keeps models in "
         "./data: 'file' (plain files), 'indexeddb' and 'localstorage' (SQLite).",
     )
-    from service.cli import add_serve_arguments
-
     add_serve_arguments(serve)
-    return parser
+
+
+def _client_options(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--server", metavar="URL", help="the server (default: MODELSHELF_URL)")
+    parser.add_argument("--token", help="bearer token sent as Authorization (MODELSHELF_TOKEN)")
+    parser.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    if command in ("pull", "export", "rm"):
+        parser.add_argument("--version", help="a version id (default: the current version)")
+    if command == "export":
+        parser.add_argument("--prefix", help="file prefix (default: the name's last segment)")
+    if command in ("push", "pull", "export"):
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -30,3 +118,161 @@ def main(argv: Sequence[str] | None = None) -> None:
         from service.cli import serve
 
         serve(args)
+        return
+    sys.exit(_run_client_command(args))
+
+
+def _run_client_command(args: argparse.Namespace) -> int:
+    from modelshelf import Client, ModelshelfError, NotFoundError, UnavailableError
+
+    token = args.token or os.environ.get("MODELSHELF_TOKEN")
+    try:
+        with Client(args.server, token=token, timeout=600.0) as client:
+            _COMMANDS[args.command](client, args)
+    except NotFoundError as error:
+        return _fail(error.message, EXIT_NOT_FOUND)
+    except UnavailableError as error:
+        return _fail(error.message, EXIT_UNREACHABLE)
+    except ModelshelfError as error:
+        usage = error.status in (400, 405, 415, 422) and error.code != "invalid_model"
+        return _fail(error.message, EXIT_USAGE if usage else EXIT_FAILED)
+    except OSError as error:
+        return _fail(f"{error}", EXIT_FAILED)
+    return 0
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"modelshelf: {message}", file=sys.stderr)
+    return code
+
+
+def _push(client: Any, args: argparse.Namespace) -> None:
+    result = client.push(args.folder, args.url, progress=_progress(args, "push"))
+    _print(args, result.model_dump(), f"saved {result.modelUrl} version {result.versionId}")
+
+
+def _pull(client: Any, args: argparse.Namespace) -> None:
+    path = client.pull(
+        args.url, args.folder, version=args.version, progress=_progress(args, "pull")
+    )
+    _print(args, {"modelJson": str(path)}, f"wrote {path}")
+
+
+def _export(client: Any, args: argparse.Namespace) -> None:
+    paths = client.export(
+        args.url,
+        args.folder,
+        version=args.version,
+        prefix=args.prefix,
+        progress=_progress(args, "export"),
+    )
+    _print(args, {"files": [str(p) for p in paths]}, "wrote " + ", ".join(map(str, paths)))
+
+
+def _ls(client: Any, args: argparse.Namespace) -> None:
+    targets = [args.url] if args.url else [store.name for store in client.list_stores()]
+    models = {}
+    for target in targets:
+        models.update({url: info.model_dump() for url, info in client.list_models(target).items()})
+    rows = [
+        f"{url}\t{info['dateSaved']}\t{_size(info['weightDataBytes'])}"
+        for url, info in models.items()
+    ]
+    _print(args, models, "\n".join(rows) if rows else "no models")
+
+
+def _info(client: Any, args: argparse.Namespace) -> None:
+    info = client.get_model_info(args.url)
+    sizes = info.modelArtifactsInfo
+    text = "\n".join(
+        [
+            info.url,
+            f"current version  {info.currentVersion}",
+            f"saved            {sizes.dateSaved}",
+            f"versions         {len(info.versions)}",
+            f"topology         {_size(sizes.modelTopologyBytes)}",
+            f"weights          {_size(sizes.weightDataBytes)}",
+        ]
+    )
+    _print(args, info.model_dump(), text)
+
+
+def _versions(client: Any, args: argparse.Namespace) -> None:
+    versions = client.list_versions(args.url)
+    rows = [
+        f"{v.id}\t{v.dateSaved}\t{_size(v.modelArtifactsInfo.weightDataBytes)}" for v in versions
+    ]
+    _print(args, [v.model_dump() for v in versions], "\n".join(rows))
+
+
+def _rm(client: Any, args: argparse.Namespace) -> None:
+    info = client.remove_model(args.url, args.version)
+    what = f"version {args.version} of {info.url}" if args.version else info.url
+    _print(args, info.model_dump(), f"removed {what}")
+
+
+def _cp(client: Any, args: argparse.Namespace) -> None:
+    info = client.copy_model(args.source, args.destination)
+    _print(args, info.model_dump(), f"copied {args.source} to {info.url} ({info.currentVersion})")
+
+
+def _mv(client: Any, args: argparse.Namespace) -> None:
+    info = client.move_model(args.source, args.destination)
+    _print(args, info.model_dump(), f"moved {args.source} to {info.url}")
+
+
+_COMMANDS: dict[str, Callable[[Any, argparse.Namespace], None]] = {
+    "push": _push,
+    "pull": _pull,
+    "export": _export,
+    "ls": _ls,
+    "info": _info,
+    "versions": _versions,
+    "rm": _rm,
+    "cp": _cp,
+    "mv": _mv,
+}
+
+
+def _print(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else text)
+
+
+def _size(count: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024  # type: ignore[assignment]
+    return f"{count} B"
+
+
+def _progress(args: argparse.Namespace, verb: str) -> Callable[[int, int | None], None] | None:
+    if getattr(args, "no_progress", False) or not sys.stderr.isatty():
+        return None
+    return ProgressBar(verb)
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, redrawn at most ten times a second."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.started = time.monotonic()
+        self.drawn = 0.0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        finished = total is not None and done >= total
+        if now - self.drawn < 0.1 and not finished:
+            return
+        self.drawn = now
+        rate = done / max(now - self.started, 1e-6)
+        if total:
+            filled = int(30 * done / total)
+            bar = f"[{'#' * filled}{'.' * (30 - filled)}] {100 * done / total:5.1f}%"
+        else:
+            bar = _size(done)
+        sys.stderr.write(f"\r{self.label} {bar} {_size(int(rate))}/s")
+        if finished:
+            sys.stderr.write("\n")
+        sys.stderr.flush()

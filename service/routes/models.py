@@ -134,15 +134,22 @@ async def save_model_put(
     responses=error_responses("model_not_found", "version_not_found", "unknown_store"),
 )
 async def load_model_json(
-    request: Request, store: StoreDep, name: str, version: VersionQuery = None
+    request: Request,
+    store: StoreDep,
+    name: str,
+    version: VersionQuery = None,
+    original: Annotated[bool, Query(description="model.json byte for byte as saved")] = False,
 ) -> Response:
     """Load model.json; its weight paths point at the version's immutable weight URLs."""
     info = await store.version(name, version)
-    etag = f'"{info.id}"'
+    etag = f'"{info.id}{"-original" if original else ""}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache", "X-Model-Version": info.id}
     if _matches(request, etag):
         return Response(status_code=304, headers=headers)
-    content = await store.published_model_json(name, info.id)
+    if original:
+        content = await store.original_model_json(name, info.id)
+    else:
+        content = await store.published_model_json(name, info.id)
     return Response(content, media_type="application/json", headers=headers)
 
 

@@ -1,0 +1,419 @@
+"""``AsyncClient`` and ``Client``: the SDK, mirroring ``tf.io`` over the service's REST API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from modelshelf._artifacts import ModelArtifacts
+from modelshelf._exceptions import ModelshelfError, UnavailableError, error_for
+from modelshelf._files import (
+    FileSink,
+    folder_parts,
+    safe_relative_path,
+    unpack_export,
+)
+from modelshelf._multipart import CHUNK_BYTES, Part, Progress, multipart_body
+from modelshelf._urls import ModelURL, store_and_prefix
+from schemas.artifacts import ModelArtifactsInfo, SaveResult
+from schemas.versions import ModelInfo, StoreInfo, StoreList, VersionInfo
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+T = TypeVar("T")
+WeightSource = bytes | Path | Iterable[bytes]
+
+
+class AsyncClient:
+    """An async client of one modelshelf server.
+
+    Args:
+        base_url: the server, e.g. ``http://127.0.0.1:8000``; defaults to ``MODELSHELF_URL``.
+        token: sent as ``Authorization: Bearer TOKEN``.
+        headers: extra headers on every request.
+        timeout: seconds, or an ``httpx.Timeout``.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | httpx.Timeout = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = (base_url or os.environ.get("MODELSHELF_URL") or DEFAULT_URL).rstrip("/")
+        all_headers = dict(headers or {})
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=all_headers, timeout=timeout, transport=transport
+        )
+
+    # -- saving ----------------------------------------------------------------------------
+
+    async def save(
+        self, url: str, artifacts: ModelArtifacts, *, progress: Progress | None = None
+    ) -> SaveResult:
+        """Save artifacts as a new version of ``url`` (like ``model.save``); raises on refusal."""
+        model_json = json.dumps(artifacts.to_model_json(), ensure_ascii=False).encode()
+        files = [("model.weights.bin", artifacts.weight_data or b"")]
+        return await self.save_files(url, model_json, files, progress=progress)
+
+    async def save_files(
+        self,
+        url: str,
+        model_json: bytes | Path,
+        weight_files: Sequence[tuple[str, WeightSource]],
+        *,
+        progress: Progress | None = None,
+    ) -> SaveResult:
+        """Save model.json and its weight files, streamed, one part per manifest path.
+
+        ``weight_files`` are ``(manifest path, bytes | file path | iterable of bytes)`` in
+        manifest order; files and iterables are never read whole into memory.
+        """
+        parts = [Part("model.json", model_json, "application/json")]
+        parts += [Part(path, source) for path, source in weight_files]
+        body = multipart_body(parts)
+        response = await self._send(
+            "POST",
+            ModelURL.parse(url).path,
+            content=_in_thread(body.stream(progress)),
+            headers=body.headers(),
+        )
+        return SaveResult.model_validate(response.json())
+
+    async def push(
+        self, folder: str | Path, url: str, *, progress: Progress | None = None
+    ) -> SaveResult:
+        """Save a TF.js folder as-is (model.json plus the files its manifest names)."""
+        model_json, files = await asyncio.to_thread(folder_parts, Path(folder))
+        return await self.save_files(url, model_json, files, progress=progress)
+
+    # -- loading ---------------------------------------------------------------------------
+
+    async def load(self, url: str, version: str | None = None) -> ModelArtifacts:
+        """Load a model (the current version by default) with its weights in memory."""
+        model = ModelURL.parse(url)
+        response = await self._send("GET", f"{model.path}/model.json", params=_version(version))
+        document = response.json()
+        data = bytearray()
+        for group in document.get("weightsManifest") or []:
+            for path in group["paths"]:
+                data += (await self._send("GET", f"{model.path}/{path}")).content
+        return ModelArtifacts.from_model_json(document, bytes(data))
+
+    async def load_model_json(
+        self, url: str, version: str | None = None, *, original: bool = False
+    ) -> dict[str, Any]:
+        """model.json as served (weight paths point at the version) or as it was saved."""
+        params = {**_version(version), **({"original": "true"} if original else {})}
+        response = await self._send("GET", f"{ModelURL.parse(url).path}/model.json", params=params)
+        document: dict[str, Any] = response.json()
+        return document
+
+    async def pull(
+        self,
+        url: str,
+        folder: str | Path,
+        *,
+        version: str | None = None,
+        progress: Progress | None = None,
+    ) -> Path:
+        """Write a version into ``folder`` as it was saved: model.json and its weight files.
+
+        The folder loads with tfjs-node's ``file://`` loader. Returns model.json's path.
+        """
+        model, target = ModelURL.parse(url), Path(folder)
+        info = await self._version_info(model, version)
+        total, done = sum(item.size for item in info.files), 0
+        for item in info.files:
+            destination = target / safe_relative_path(item.path)
+            done = await self._download(
+                f"{model.path}/~v/{info.id}/{item.path}", destination, progress, done, total
+            )
+        original = await self._send(
+            "GET", f"{model.path}/model.json", params={"version": info.id, "original": "true"}
+        )
+        return await asyncio.to_thread(
+            FileSink.write_bytes, target / "model.json", original.content
+        )
+
+    async def export(
+        self,
+        url: str,
+        folder: str | Path,
+        *,
+        version: str | None = None,
+        prefix: str | None = None,
+        progress: Progress | None = None,
+    ) -> list[Path]:
+        """Write the two files ``downloads://`` produces: PREFIX.json and PREFIX.weights.bin."""
+        model, target = ModelURL.parse(url), Path(folder)
+        params = {**_version(version), **({"prefix": prefix} if prefix else {})}
+        archive = target / f".modelshelf-export-{os.getpid()}.zip"
+        try:
+            await self._download(f"{model.path}/~export", archive, progress, 0, None, params)
+            return await asyncio.to_thread(unpack_export, archive, target)
+        finally:
+            await asyncio.to_thread(archive.unlink, missing_ok=True)
+
+    # -- management ------------------------------------------------------------------------
+
+    async def list_models(
+        self, store_or_prefix_url: str = "indexeddb"
+    ) -> dict[str, ModelArtifactsInfo]:
+        """Like ``tf.io.listModels()``: ``{"indexeddb://a": ModelArtifactsInfo}``, every page."""
+        store, prefix = store_and_prefix(store_or_prefix_url)
+        found: dict[str, ModelArtifactsInfo] = {}
+        next_url: str | None = f"/v1/models/{store}"
+        params: dict[str, str] | None = {"prefix": prefix} if prefix else None
+        while next_url:
+            response = await self._send("GET", next_url, params=params)
+            found.update(
+                {k: ModelArtifactsInfo.model_validate(v) for k, v in response.json().items()}
+            )
+            next_url = response.links.get("next", {}).get("url")
+            params = None
+        return found
+
+    async def list_stores(self) -> list[StoreInfo]:
+        """The server's stores and the kind of backend behind each."""
+        response = await self._send("GET", "/v1/stores")
+        return StoreList.model_validate(response.json()).stores
+
+    async def get_model_info(self, url: str) -> ModelInfo:
+        """A model's current version and every version."""
+        response = await self._send("GET", ModelURL.parse(url).path)
+        return ModelInfo.model_validate(response.json())
+
+    async def list_versions(self, url: str) -> list[VersionInfo]:
+        """Every version of a model, oldest first."""
+        return (await self.get_model_info(url)).versions
+
+    async def remove_model(self, url: str, version: str | None = None) -> ModelInfo:
+        """Remove a model (or one version); returns its info from before the removal."""
+        response = await self._send("DELETE", ModelURL.parse(url).path, params=_version(version))
+        return ModelInfo.model_validate(response.json())
+
+    async def copy_model(self, source: str, destination: str) -> ModelInfo:
+        """Copy the source's current version to the destination (any two stores)."""
+        return await self._transfer("/v1/copy", source, destination)
+
+    async def move_model(self, source: str, destination: str) -> ModelInfo:
+        """Move a model with all its versions; the source goes only once the copy is verified."""
+        return await self._transfer("/v1/move", source, destination)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    async def _transfer(self, route: str, source: str, destination: str) -> ModelInfo:
+        ModelURL.parse(source), ModelURL.parse(destination)
+        body = {"source": source, "destination": destination}
+        return ModelInfo.model_validate((await self._send("POST", route, json=body)).json())
+
+    async def _version_info(self, model: ModelURL, version: str | None) -> VersionInfo:
+        info = await self.get_model_info(str(model))
+        wanted = version or info.currentVersion
+        for candidate in info.versions:
+            if candidate.id == wanted:
+                return candidate
+        raise error_for(
+            404, {"code": "version_not_found", "message": f"{model} has no version {wanted!r}"}
+        )
+
+    async def _send(self, method: str, path: str, **options: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, path, **options)
+        except httpx.TransportError as error:
+            raise self._unreachable(error) from error
+        if response.is_error:
+            raise error_for(response.status_code, _json_or_none(response))
+        return response
+
+    async def _download(
+        self,
+        path: str,
+        destination: Path,
+        progress: Progress | None,
+        done: int,
+        total: int | None,
+        params: dict[str, str] | None = None,
+    ) -> int:
+        sink = await asyncio.to_thread(FileSink.open, destination)
+        try:
+            async with self._http.stream("GET", path, params=params) as response:
+                if response.is_error:
+                    await response.aread()
+                    raise error_for(response.status_code, _json_or_none(response))
+                total = total if total is not None else _length(response)
+                async for chunk in response.aiter_bytes(CHUNK_BYTES):
+                    await asyncio.to_thread(sink.write, chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, total)
+            await asyncio.to_thread(sink.commit)
+        except httpx.TransportError as error:
+            await asyncio.to_thread(sink.discard)
+            raise self._unreachable(error) from error
+        except BaseException:
+            await asyncio.to_thread(sink.discard)
+            raise
+        return done
+
+    def _unreachable(self, error: Exception) -> ModelshelfError:
+        return UnavailableError(
+            f"cannot reach the modelshelf server at {self.base_url} ({error}); is it running? "
+            f"Set MODELSHELF_URL or pass --server"
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class Client:
+    """The blocking client: every ``AsyncClient`` method, run on a private event loop thread.
+
+    Works the same in scripts and in notebooks (whose own loop is left alone).
+    """
+
+    def __init__(self, base_url: str | None = None, **options: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="modelshelf", daemon=True
+        )
+        self._thread.start()
+        self._async = self._run(_make_async_client(base_url, options))
+        self.base_url = self._async.base_url
+
+    def save(
+        self, url: str, artifacts: ModelArtifacts, *, progress: Progress | None = None
+    ) -> SaveResult:
+        return self._run(self._async.save(url, artifacts, progress=progress))
+
+    def save_files(
+        self,
+        url: str,
+        model_json: bytes | Path,
+        weight_files: Sequence[tuple[str, WeightSource]],
+        *,
+        progress: Progress | None = None,
+    ) -> SaveResult:
+        return self._run(self._async.save_files(url, model_json, weight_files, progress=progress))
+
+    def push(self, folder: str | Path, url: str, *, progress: Progress | None = None) -> SaveResult:
+        return self._run(self._async.push(folder, url, progress=progress))
+
+    def load(self, url: str, version: str | None = None) -> ModelArtifacts:
+        return self._run(self._async.load(url, version))
+
+    def load_model_json(
+        self, url: str, version: str | None = None, *, original: bool = False
+    ) -> dict[str, Any]:
+        return self._run(self._async.load_model_json(url, version, original=original))
+
+    def pull(
+        self,
+        url: str,
+        folder: str | Path,
+        *,
+        version: str | None = None,
+        progress: Progress | None = None,
+    ) -> Path:
+        return self._run(self._async.pull(url, folder, version=version, progress=progress))
+
+    def export(
+        self,
+        url: str,
+        folder: str | Path,
+        *,
+        version: str | None = None,
+        prefix: str | None = None,
+        progress: Progress | None = None,
+    ) -> list[Path]:
+        return self._run(
+            self._async.export(url, folder, version=version, prefix=prefix, progress=progress)
+        )
+
+    def list_models(self, store_or_prefix_url: str = "indexeddb") -> dict[str, ModelArtifactsInfo]:
+        return self._run(self._async.list_models(store_or_prefix_url))
+
+    def list_stores(self) -> list[StoreInfo]:
+        return self._run(self._async.list_stores())
+
+    def get_model_info(self, url: str) -> ModelInfo:
+        return self._run(self._async.get_model_info(url))
+
+    def list_versions(self, url: str) -> list[VersionInfo]:
+        return self._run(self._async.list_versions(url))
+
+    def remove_model(self, url: str, version: str | None = None) -> ModelInfo:
+        return self._run(self._async.remove_model(url, version))
+
+    def copy_model(self, source: str, destination: str) -> ModelInfo:
+        return self._run(self._async.copy_model(source, destination))
+
+    def move_model(self, source: str, destination: str) -> ModelInfo:
+        return self._run(self._async.move_model(source, destination))
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        self._run(self._async.aclose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+
+async def _make_async_client(base_url: str | None, options: dict[str, Any]) -> AsyncClient:
+    return AsyncClient(base_url, **options)
+
+
+async def _in_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Read a blocking byte iterator (files, user generators) off the event loop."""
+    while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+        yield chunk
+
+
+def _version(version: str | None) -> dict[str, str]:
+    return {"version": version} if version else {}
+
+
+def _length(response: httpx.Response) -> int | None:
+    value = response.headers.get("content-length")
+    return int(value) if value and value.isdigit() else None
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
