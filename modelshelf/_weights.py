@@ -40,8 +40,8 @@ _QUANTIZED: Final[dict[str, np.dtype[Any]]] = {
     "uint16": np.dtype("<u2"),
     "float16": np.dtype("<f2"),
 }
-_WIDENED_FLOATS: Final = frozenset(np.dtype(t) for t in (np.float16, np.float32, np.float64))
-_WIDENED_COMPLEX: Final = frozenset(np.dtype(t) for t in (np.complex64, np.complex128))
+# Item sizes numpy converts to float32/complex64 (float128/complex256 are refused).
+_FLOAT_SIZES: Final = {"f": (2, 4, 8), "c": (8, 16)}
 _DTYPES: Final = ("float32", "int32", "bool", "string", "complex64")
 
 
@@ -107,13 +107,12 @@ def _encode_tensor(name: str, array: npt.NDArray[Any]) -> tuple[str, Buffer]:
     if kind in "iu":
         _check_int32_range(name, array)
         return "int32", _c_order(array, _WIRE["int32"])
-    if array.dtype in _WIDENED_FLOATS:
-        return "float32", _narrowed(name, array, _WIRE["float32"])
-    if array.dtype in _WIDENED_COMPLEX:
-        return "complex64", _narrowed(name, array, _WIRE["complex64"])
+    if array.dtype.itemsize in _FLOAT_SIZES.get(kind, ()):
+        dtype = "float32" if kind == "f" else "complex64"
+        return dtype, _narrowed(name, array, _WIRE[dtype])
     raise TypeError(
         f"weight {name!r} has dtype {array.dtype}, which TF.js cannot hold; convert it to "
-        "float32, int32, bool, complex64 or str (TF.js weight dtypes: " + ", ".join(_DTYPES) + ")"
+        "float32, int32, bool, complex64 or str first"
     )
 
 
@@ -176,7 +175,7 @@ def _string_bytes(name: str, index: int, element: object) -> bytes:
             ) from None
     else:
         raise TypeError(
-            f"string weight {name!r} holds a {type(element).__name__} at index {index}; "
+            f"element {index} of string weight {name!r} is of type {type(element).__name__}; "
             "string tensors hold only str or bytes elements (give numbers a numeric dtype, "
             "and make nested lists rectangular)"
         )
@@ -220,10 +219,10 @@ def decode_weights(
     double precision rounded to float32; to int32 as JS ``Math.round`` (halves round up)
     of the same, wrapped like an ``Int32Array`` store; float16 converted exactly.
 
-    Every array is a C-contiguous, writable copy that owns its memory, so the buffers may be
-    reused afterwards. Bytes are copied once, straight into the result; only a tensor that
-    straddles two buffers is first gathered into a buffer of its own, which then becomes
-    the result without a further copy.
+    Every array is a C-contiguous, writable copy that shares no memory with ``data``, so
+    the buffers may be reused or freed afterwards. Bytes are copied once, straight into the
+    result; a tensor that straddles two buffers is gathered into a buffer of its own, which
+    then becomes the result without a further copy.
 
     Where this differs from TF.js: buffers are always read as their exact concatenation
     (TF.js 4.6+ decodes zeros when the last buffer is larger than the first, §11); bool

@@ -123,7 +123,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _run_client_command(args: argparse.Namespace) -> int:
-    from modelshelf import Client, ModelshelfError, NotFoundError, UnavailableError
+    from modelshelf import (
+        Client,
+        InvalidModelError,
+        InvalidRequestError,
+        ModelshelfError,
+        NotFoundError,
+        UnavailableError,
+    )
 
     token = args.token or os.environ.get("MODELSHELF_TOKEN")
     try:
@@ -133,9 +140,12 @@ def _run_client_command(args: argparse.Namespace) -> int:
         return _fail(error.message, EXIT_NOT_FOUND)
     except UnavailableError as error:
         return _fail(error.message, EXIT_UNREACHABLE)
+    except InvalidModelError as error:
+        return _fail(error.message, EXIT_FAILED)
+    except InvalidRequestError as error:
+        return _fail(error.message, EXIT_USAGE)
     except ModelshelfError as error:
-        usage = error.status in (400, 405, 415, 422) and error.code != "invalid_model"
-        return _fail(error.message, EXIT_USAGE if usage else EXIT_FAILED)
+        return _fail(error.message, EXIT_FAILED)
     except OSError as error:
         return _fail(f"{error}", EXIT_FAILED)
     return 0
