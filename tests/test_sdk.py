@@ -187,9 +187,11 @@ def test_errors_map_to_sdk_exceptions(client: Client) -> None:
 
 
 def test_unreachable_server_says_how_to_fix() -> None:
-    with Client(f"http://127.0.0.1:{free_port()}", timeout=5) as offline:
-        with pytest.raises(modelshelf.UnavailableError, match="MODELSHELF_URL"):
-            offline.list_models("indexeddb")
+    with (
+        Client(f"http://127.0.0.1:{free_port()}", timeout=5) as offline,
+        pytest.raises(modelshelf.UnavailableError, match="MODELSHELF_URL"),
+    ):
+        offline.list_models("indexeddb")
 
 
 def test_base_url_from_environment(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
