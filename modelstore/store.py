@@ -30,7 +30,7 @@ from modelstore.manifest import (
     normalize_weight_path,
     parse_model_json,
 )
-from modelstore.version_ids import iso_date, new_version_id
+from modelstore.version_ids import is_version_id, iso_date, new_version_id
 from modelstore.weights import WeightStreamChecker
 from schemas.artifacts import ModelArtifactsInfo
 from schemas.versions import StoredFile, VersionInfo
@@ -244,6 +244,11 @@ class ModelStore:
             if not version_ids:
                 raise ModelNotFoundError(f"there is no model {self.url(model_name)!r}")
             version_id = version_ids[-1]
+        if not is_version_id(version_id):
+            raise VersionNotFoundError(
+                f"{version_id!r} is not a version id (like 20261126T003136123456Z-1a2b3c4d); "
+                f"GET the model's info for its versions"
+            )
         try:
             raw = await read_all(self.backend, layout.record_key(model_name, version_id))
         except NotFoundError:

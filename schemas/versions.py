@@ -52,8 +52,11 @@ class StoreList(BaseModel):
     stores: list[StoreInfo]
 
 
+MODEL_URL_PATTERN = r"^[^/:]+://[^/].*$"
+
+
 class TransferRequest(BaseModel):
     """Body of copy and move: model URLs as TF.js writes them."""
 
-    source: str = Field(examples=["indexeddb://my-model"])
-    destination: str = Field(examples=["s3://team/my-model"])
+    source: str = Field(pattern=MODEL_URL_PATTERN, examples=["indexeddb://my-model"])
+    destination: str = Field(pattern=MODEL_URL_PATTERN, examples=["s3://team/my-model"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
 
 from fastapi import FastAPI, Request
 from starlette.middleware.cors import CORSMiddleware
@@ -12,8 +14,10 @@ from starlette.responses import Response
 from backends import open_backend
 from modelstore import ModelStore, Shelf
 from modelstore.layout import MODEL_JSON, RESERVED_PREFIX
+from schemas.artifacts import ModelArtifacts
 from service.errors import InternalErrorMiddleware, ServiceError, install_error_handlers
 from service.routes import admin, models
+from service.routing import FALLBACK_ROUTE_NAME, allowed_methods
 from service.settings import Settings
 
 CORS_MAX_AGE_SECONDS = 86400
@@ -60,7 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _unmatched_model_path,
         methods=["GET", "POST", "PUT", "DELETE"],
         include_in_schema=False,
+        name=FALLBACK_ROUTE_NAME,
     )
+    app.openapi = partial(_openapi_with_request_schemas, app)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(
@@ -75,8 +81,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def _openapi_with_request_schemas(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, plus ModelArtifacts: the save route reads its body itself."""
+    if app.openapi_schema is None:
+        document = FastAPI.openapi(app)
+        artifacts = ModelArtifacts.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in artifacts.pop("$defs", {}).items():
+            schemas.setdefault(name, schema)
+        schemas["ModelArtifacts"] = artifacts
+    return app.openapi_schema or document
+
+
 async def _unmatched_model_path(request: Request, store: str, rest: str) -> Response:
     """Explains why a path under /v1/models matched no route (a reserved name, usually)."""
+    allowed = allowed_methods(request.app.routes, request.scope)
+    if allowed:
+        raise ServiceError(
+            "method_not_allowed",
+            f"{request.method} is not allowed here; use one of: {', '.join(allowed)}",
+            {"Allow": ", ".join(allowed)},
+        )
     segments = rest.split("/")
     if any(segment.startswith(RESERVED_PREFIX) for segment in segments):
         raise ServiceError(

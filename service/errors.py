@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backends.errors import StorageError
 from schemas.errors import ERROR_STATUS
+from service.routing import allowed_methods
 
 logger = logging.getLogger("modelshelf")
 
@@ -61,8 +62,13 @@ _HTTP_CODES = {
 async def _http_exception(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
     code = _HTTP_CODES.get(error.status_code, "invalid_request")
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        # Starlette names only the first route that matched the path; list them all.
+        headers["Allow"] = ", ".join(allowed_methods(request.app.routes, request.scope))
+        error = HTTPException(405, error.detail, headers)
     message = _http_message(request, error)
-    response = error_response(code, message, dict(error.headers or {}))
+    response = error_response(code, message, headers)
     response.status_code = error.status_code
     return response
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from modelstore import ModelStore
+from modelstore.errors import InvalidModelError, WeightFileNotFoundError
 from modelstore.exports import downloads_model_json, downloads_prefix, joined_weights
 from modelstore.manifest import normalize_weight_path
 from schemas.artifacts import ModelJSON, SaveResult
@@ -166,7 +167,7 @@ async def load_weight_file(
     request: Request, store: StoreDep, name: str, version: str, path: str
 ) -> Response:
     """Load one weight file of a version; its bytes never change (cached for a year)."""
-    stored, stream = await store.open_weight_file(name, version, normalize_weight_path(path))
+    stored, stream = await store.open_weight_file(name, version, _weight_path(path))
     etag = f'"{stored.sha256}"'
     headers = {"ETag": etag, "Cache-Control": IMMUTABLE, "Content-Length": str(stored.size)}
     if _matches(request, etag):
@@ -175,6 +176,14 @@ async def load_weight_file(
     return StreamingResponse(
         _closing(stream), media_type="application/octet-stream", headers=headers
     )
+
+
+def _weight_path(path: str) -> str:
+    """The stored file a URL path names; one that could not be stored cannot exist (404)."""
+    try:
+        return normalize_weight_path(path)
+    except InvalidModelError:
+        raise WeightFileNotFoundError(f"there is no weight file {path!r}") from None
 
 
 async def _closing(stream: Any) -> AsyncIterator[bytes]:
