@@ -18,6 +18,7 @@ install: $(BIN)/python
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test]"
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	cd tests/clients/ts && npm ci --no-audit --no-fund --loglevel=error
 
 serve: install
 	$(BIN)/modelshelf serve --port $(PORT)

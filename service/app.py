@@ -21,6 +21,19 @@ from service.routing import FALLBACK_ROUTE_NAME, allowed_methods
 from service.settings import Settings
 
 CORS_MAX_AGE_SECONDS = 86400
+# The multipart body of a save, as tf.io.http sends it (further parts: one per manifest path).
+SAVE_MODEL_FILES: dict[str, Any] = {
+    "type": "object",
+    "required": ["model.json"],
+    "properties": {
+        "model.json": {"type": "string", "format": "binary", "description": "model.json, first"},
+        "model.weights.bin": {
+            "type": "string",
+            "format": "binary",
+            "description": "all weight bytes, in weight-spec order",
+        },
+    },
+}
 EXPOSED_HEADERS = ["ETag", "Link", "Location", "Content-Length", "X-Model-Version"]
 
 
@@ -90,6 +103,7 @@ def _openapi_with_request_schemas(app: FastAPI) -> dict[str, Any]:
         for name, schema in artifacts.pop("$defs", {}).items():
             schemas.setdefault(name, schema)
         schemas["ModelArtifacts"] = artifacts
+        schemas["SaveModelFiles"] = SAVE_MODEL_FILES
     return app.openapi_schema or document
 
 

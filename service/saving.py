@@ -91,6 +91,12 @@ async def read_save_request(
         return await _multipart_upload(body, boundary, model_json_limit)
     if media_type in ("application/json", ""):
         head, body = await _peek(body)
+        if not head:
+            raise ServiceError(
+                "invalid_model",
+                "the body is empty; send multipart/form-data (what tf.io.http sends) or "
+                "application/json ModelArtifacts",
+            )
         if head.startswith(b"--"):  # multipart labelled as JSON: requestInit overrode it
             boundary, body = await sniff_boundary(body)
             return await _multipart_upload(body, boundary, model_json_limit)

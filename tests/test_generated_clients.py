@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import importlib.util
 import json
 import re
 import shutil
@@ -134,7 +135,7 @@ def test_live_document_references_only_what_it_defines(live_document: dict[str, 
 def require_ts_toolchain() -> None:
     if shutil.which("node") is None:
         pytest.fail("Node.js is not installed; install Node >= 20")
-    for package in ("openapi-typescript", "openapi-fetch", "typescript"):
+    for package in ("openapi-typescript", "openapi-fetch", "typescript", "@types/node"):
         if not (TS_DIR / "node_modules" / package).is_dir():
             pytest.fail(f"{package} is not installed; run `npm ci` in {TS_DIR}")
 
@@ -226,6 +227,8 @@ def generated_package(
     ``--fail-on-warning``: a part of the document the generator cannot turn into code (and so
     leaves out of the client) fails the test.
     """
+    if importlib.util.find_spec("openapi_python_client") is None:
+        pytest.fail('openapi-python-client is not installed; run `pip install -e ".[test]"`')
     root = tmp_path / "generated"
     root.mkdir()
     run(
@@ -336,12 +339,12 @@ def test_python_client(server: str, generated_package: Any) -> None:
             store="indexeddb",
             name=name_a,
             client=client,
-            body=files(second, schemas.SaveModelPutFilesBody),
+            body=files(second, schemas.SaveModelFiles),
         )
         assert isinstance(put, schemas.SaveResult), put
         # saveModel with the multipart body, into the file store.
         posted = save_model.sync(
-            store="file", name=name_b, client=client, body=files(third, schemas.SaveModelFilesBody)
+            store="file", name=name_b, client=client, body=files(third, schemas.SaveModelFiles)
         )
         assert isinstance(posted, schemas.SaveResult), posted
         assert posted.model_url == f"file://{name_b}"

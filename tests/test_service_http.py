@@ -363,7 +363,7 @@ async def test_copy_move_errors(client: httpx.AsyncClient) -> None:
     )
     assert_error(missing, 404, "model_not_found")
     malformed = await client.post("/v1/copy", json={"source": "src", "destination": "file://x"})
-    assert_error(malformed, 400, "invalid_model_url")
+    assert_error(malformed, 422, "validation_error")
     unknown = await client.post(
         "/v1/copy", json={"source": "indexeddb://src", "destination": "gcs://x"}
     )

@@ -34,24 +34,7 @@ _SAVE_BODY: dict[str, Any] = {
         "required": True,
         "description": "What tf.io.http sends (multipart), or ModelArtifacts as JSON.",
         "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["model.json"],
-                    "properties": {
-                        "model.json": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "model.json (first part)",
-                        },
-                        "model.weights.bin": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "all weight bytes, in spec order",
-                        },
-                    },
-                },
-            },
+            "multipart/form-data": {"schema": {"$ref": "#/components/schemas/SaveModelFiles"}},
             "application/json": {"schema": {"$ref": "#/components/schemas/ModelArtifacts"}},
         },
     }
