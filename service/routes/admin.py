@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from starlette.responses import JSONResponse
 
 from backends import backend_kind
+from modelstore import Shelf
 from schemas.versions import ModelInfo, StoreInfo, StoreList, TransferRequest
 from service.dependencies import SettingsDep, ShelfDep
 from service.errors import error_responses
@@ -35,10 +36,7 @@ _TRANSFER_ERRORS = error_responses(
 async def copy_model(transfer: TransferRequest, shelf: ShelfDep) -> ModelInfo:
     """Copy a model's current version to another URL; answers the destination's info."""
     await shelf.copy(transfer.source, transfer.destination)
-    destination = shelf.resolve(transfer.destination)
-    return model_info(
-        destination.store, destination.name, await destination.store.versions(destination.name)
-    )
+    return await _destination_info(shelf, transfer.destination)
 
 
 @router.post(
@@ -51,10 +49,13 @@ async def copy_model(transfer: TransferRequest, shelf: ShelfDep) -> ModelInfo:
 async def move_model(transfer: TransferRequest, shelf: ShelfDep) -> ModelInfo:
     """Move a model (every version); the source goes only after the destination is verified."""
     await shelf.move(transfer.source, transfer.destination)
-    destination = shelf.resolve(transfer.destination)
-    return model_info(
-        destination.store, destination.name, await destination.store.versions(destination.name)
-    )
+    return await _destination_info(shelf, transfer.destination)
+
+
+async def _destination_info(shelf: Shelf, url: str) -> ModelInfo:
+    destination = shelf.resolve(url)
+    versions = await destination.store.versions(destination.name)
+    return model_info(destination.store, destination.name, versions)
 
 
 @router.get("/v1/stores", operation_id="listStores", response_model=StoreList, tags=["stores"])
