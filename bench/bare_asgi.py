@@ -1,27 +1,36 @@
-"""The baseline server of service_throughput.py: reads each request body to its end, keeps nothing.
+"""The baseline servers of service_throughput.py, on the same uvicorn settings as the service.
 
     python -m uvicorn bare_asgi:app --app-dir bench
 
-It answers 201 with ``{"received": BYTES}``, so a save through the real service can be compared
-with what uvicorn alone costs on the same settings.
+``POST /`` reads the request body to its end and keeps nothing: what uvicorn alone costs.
+``POST /write`` also does the least work a durable save needs: sha256 over the body and a
+plain file write with fsync (into ``BARE_WRITE_DIR``, deleted afterwards). Both answer 201
+with ``{"received": BYTES}``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import tempfile
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import IO, Any
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+Sink = Callable[[bytes], object]
 
 
 async def app(scope: Message, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         await _lifespan(receive, send)
         return
-    received = await _drain_body(receive)
+    if scope["path"] == "/write":
+        received = await _hash_and_write(receive)
+    else:
+        received = await _drain_body(receive, len)
     if received is None:
         return  # the client went away
     body = json.dumps({"received": received}).encode()
@@ -30,13 +39,33 @@ async def app(scope: Message, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _drain_body(receive: Receive) -> int | None:
+async def _hash_and_write(receive: Receive) -> int | None:
+    digest = hashlib.sha256()
+    with tempfile.NamedTemporaryFile(dir=os.environ.get("BARE_WRITE_DIR")) as file:
+        received = await _drain_body(receive, _hashing_writer(digest, file))
+        file.flush()
+        os.fsync(file.fileno())
+    digest.hexdigest()
+    return received
+
+
+def _hashing_writer(digest: Any, file: IO[bytes]) -> Sink:
+    def sink(chunk: bytes) -> None:
+        digest.update(chunk)
+        file.write(chunk)
+
+    return sink
+
+
+async def _drain_body(receive: Receive, sink: Sink) -> int | None:
     received = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        received += len(message.get("body", b""))
+        chunk = message.get("body", b"")
+        sink(chunk)
+        received += len(chunk)
         if not message.get("more_body", False):
             return received
 

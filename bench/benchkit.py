@@ -104,7 +104,7 @@ def note(message: str) -> None:
 
 @dataclass
 class Report:
-    """A results table (printed to stdout) and the same figures as JSON."""
+    """A results table for stdout: a title, a header row, rows of figures, notes."""
 
     title: str
     headers: list[str]
@@ -117,20 +117,9 @@ class Report:
     def render(self) -> str:
         cells = [self.headers, *[[_cell(value) for value in row] for row in self.rows]]
         widths = [max(len(row[i]) for row in cells) for i in range(len(self.headers))]
-        lines = [self.title]
-        for number, row in enumerate(cells):
-            lines.append(
-                "  ".join(_align(text, width, i) for i, (text, width) in _pairs(row, widths))
-            )
-            if number == 0:
-                lines.append("  ".join("-" * width for width in widths))
-        return "\n".join([*lines, *self.notes])
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "title": self.title,
-            "rows": [dict(zip(self.headers, row, strict=True)) for row in self.rows],
-        }
+        lines = [_line(row, widths) for row in cells]
+        lines.insert(1, "  ".join("-" * width for width in widths))
+        return "\n".join([self.title, *lines, *self.notes])
 
 
 def run_metadata(**settings: Any) -> dict[str, Any]:
@@ -150,12 +139,11 @@ def write_json(path: str | None, payload: dict[str, Any]) -> None:
         Path(path).write_text(json.dumps(payload, indent=2) + "\n")
 
 
-def _pairs(row: Sequence[str], widths: Sequence[int]) -> Iterator[tuple[int, tuple[str, int]]]:
-    return enumerate(zip(row, widths, strict=True))
-
-
-def _align(text: str, width: int, column: int) -> str:
-    return text.ljust(width) if column == 0 else text.rjust(width)
+def _line(row: Sequence[str], widths: Sequence[int]) -> str:
+    """The first column left-aligned, the figures right-aligned."""
+    cells = [row[0].ljust(widths[0])]
+    cells += [text.rjust(width) for text, width in zip(row[1:], widths[1:], strict=True)]
+    return "  ".join(cells)
 
 
 def _cell(value: Any) -> str:

@@ -4,12 +4,18 @@ Every server runs in a subprocess of its own on 127.0.0.1, the client (httpx) in
 
 (a) save: a streaming multipart POST (model.json, then --size MiB of weights from a
     generator, never held) to the service, against bare_asgi.py on the same uvicorn
-    settings, which reads the body and drops it. Goal: service/bare >= 0.7.
+    settings, which reads the body and drops it. Goal: service/bare >= 0.7. A second
+    baseline, bare_asgi.py's /write, adds the least a durable save must do (sha256, a file
+    write, fsync), to show what the service costs beyond that.
 (b) load: GET of the saved weight file from the service, streamed to /dev/null, against
     ``python -m http.server`` serving the same bytes from a plain file. Goal >= 0.8.
 (c) peak RSS (VmHWM) of a fresh service process over a --rss-size MiB save. Goal < 150 MB.
 
-Throughputs are the best of --repeat runs, interleaved with their baseline's runs.
+Throughputs are the best of --repeat runs, interleaved with their baseline's runs. Each run
+also counts the server's minor page faults: with glibc's default malloc settings a server can
+spend most of its time faulting in fresh pages for every body chunk, and how much depends on
+the process's history; ``--malloc steady`` starts every server with malloc settings that keep
+freed memory, which shows what the code itself costs.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -39,7 +45,6 @@ from benchkit import (
     Report,
     free_port,
     megabytes_per_second,
-    note,
     peak_rss_bytes,
     run_metadata,
     weight_chunks,
@@ -57,8 +62,18 @@ LOAD_GOAL = 0.8
 RSS_GOAL_MB = 150
 UVICORN_OPTIONS = ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
 STATIC_FILE = "model.weights.bin"
+BARE_PATHS = {"bare": "/", "bare+write": "/write"}  # bare_asgi.py's two baselines
+Run = dict[str, float]  # one request: seconds, and the server's minor_faults during it
 READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
+# glibc reads these at start-up; any of them also turns off its dynamic mmap threshold.
+MALLOC_ENVIRONMENTS: dict[str, dict[str, str]] = {
+    "default": {},
+    "steady": {
+        "MALLOC_MMAP_THRESHOLD_": str(4 * MIB),  # body chunks come from the heap, not mmap
+        "MALLOC_TRIM_THRESHOLD_": str(64 * MIB),  # and freed chunks stay there for the next
+    },
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         size_mib=args.size,
         rss_size_mib=args.rss_size,
         repeat=args.repeat,
+        malloc=args.malloc,
         uvicorn_http="httptools" if find_spec("httptools") else "h11",
         uvicorn_loop="uvloop" if find_spec("uvloop") else "asyncio",
     )
@@ -101,6 +117,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--stores", default=",".join(STORES), help=f"subset of {','.join(STORES)} (default: both)"
     )
+    parser.add_argument(
+        "--malloc",
+        choices=sorted(MALLOC_ENVIRONMENTS),
+        default="default",
+        help="glibc malloc settings of every server: as deployed (default), or 'steady' "
+        "(MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ set, so no page-fault churn)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument(
         "--timeout", type=float, default=600, metavar="S", help="per request (default 600)"
@@ -116,12 +139,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     client = httpx.Client(timeout=httpx.Timeout(args.timeout, connect=10))
+    env = MALLOC_ENVIRONMENTS[args.malloc]
     with client, ExitStack() as stack:
-        service = stack.enter_context(serve_modelshelf(workdir / "service"))
-        bare = stack.enter_context(serve_bare(workdir / "bare"))
+        service = stack.enter_context(serve_modelshelf(workdir / "service", env))
+        bare = stack.enter_context(serve_bare(workdir / "bare", env))
         saves = measure_saves(client, service, bare, args)
         static_root = write_static_file(workdir / "static-root", args.size * MIB)
-        static = stack.enter_context(serve_static(static_root, workdir / "static"))
+        static = stack.enter_context(serve_static(static_root, workdir / "static", env))
         loads = measure_loads(client, service, static, saves["load_urls"], args)
     results: dict[str, Any] = {"save": saves, "load": loads}
     if args.rss_size:
@@ -144,26 +168,31 @@ class Server:
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def minor_faults(self) -> int:
+        """Minor page faults so far (field 10 of /proc/PID/stat)."""
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[7])
 
-def serve_modelshelf(folder: Path) -> Any:
+
+def serve_modelshelf(folder: Path, env: dict[str, str]) -> AbstractContextManager[Server]:
     stores = {
         "file": f"file://{folder / 'models'}",
         "indexeddb": f"sqlite://{folder / 'indexeddb.sqlite'}",
     }
-    env = {"MODELSHELF_STORES": json.dumps(stores), "MODELSHELF_DATA_DIR": str(folder)}
+    env = {**env, "MODELSHELF_STORES": json.dumps(stores), "MODELSHELF_DATA_DIR": str(folder)}
     command = ["-m", "uvicorn", "service.app:create_app", "--factory", *UVICORN_OPTIONS]
     return serving("service", command, folder, env)
 
 
-def serve_bare(folder: Path) -> Any:
+def serve_bare(folder: Path, env: dict[str, str]) -> AbstractContextManager[Server]:
     app_dir = str(Path(__file__).resolve().parent)
     command = ["-m", "uvicorn", "bare_asgi:app", "--app-dir", app_dir, *UVICORN_OPTIONS]
-    return serving("bare ASGI", command, folder)
+    return serving("bare ASGI", command, folder, {**env, "BARE_WRITE_DIR": str(folder)})
 
 
-def serve_static(root: Path, folder: Path) -> Any:
+def serve_static(root: Path, folder: Path, env: dict[str, str]) -> AbstractContextManager[Server]:
     command = ["-m", "http.server", "--bind", "127.0.0.1", "--directory", str(root)]
-    return serving("http.server", command, folder, port_argument=False)
+    return serving("http.server", command, folder, env, port_argument=False)
 
 
 @contextmanager
@@ -171,7 +200,7 @@ def serving(
     name: str,
     arguments: list[str],
     folder: Path,
-    env: dict[str, str] | None = None,
+    env: dict[str, str],
     *,
     port_argument: bool = True,
 ) -> Iterator[Server]:
@@ -186,7 +215,7 @@ def serving(
         process = subprocess.Popen(
             command,
             cwd=REPOSITORY,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **env},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -232,17 +261,29 @@ def measure_saves(
 ) -> dict[str, Any]:
     """Best-of-N saves, each repetition running bare, then every store, in turn."""
     size = args.size * MIB
-    runs: dict[str, list[float]] = {"bare": [], **{store: [] for store in args.stores}}
+    runs: dict[str, list[Run]] = {name: [] for name in (*BARE_PATHS, *args.stores)}
     load_urls: dict[str, str] = {}
     for attempt in range(1, args.repeat + 1):
         tag = f"{attempt}/{args.repeat}"
-        runs["bare"].append(post_model(client, f"{bare.url}/", size, f"bare save {tag}")[0])
+        for name, path in BARE_PATHS.items():
+            with counting(bare, runs[name]) as run:
+                run["seconds"] = post_model(client, bare.url + path, size, f"{name} {tag}")[0]
         for store in args.stores:
             url = f"{service.url}/v1/models/{store}/{MODEL_NAME}"
-            seconds, answer = post_model(client, url, size, f"{store} save {tag}")
-            runs[store].append(seconds)
+            with counting(service, runs[store]) as run:
+                run["seconds"], answer = post_model(client, url, size, f"{store} save {tag}")
             load_urls[store] = answer["loadUrl"]
-    return {"size_bytes": size, "seconds": runs, "load_urls": load_urls}
+    return {"size_bytes": size, "runs": runs, "load_urls": load_urls}
+
+
+@contextmanager
+def counting(server: Server, runs: list[Run]) -> Iterator[Run]:
+    """Record one run: the block sets its seconds, the server's minor faults are counted."""
+    run: Run = {"seconds": 0.0, "minor_faults": 0}
+    before = server.minor_faults()
+    yield run
+    run["minor_faults"] = server.minor_faults() - before
+    runs.append(run)
 
 
 def post_model(
@@ -310,13 +351,15 @@ def measure_loads(
     size = args.size * MIB
     weight_urls = {store: weight_url(client, url) for store, url in load_urls.items()}
     static_url = f"{static.url}/{STATIC_FILE}"
-    runs: dict[str, list[float]] = {"http.server": [], **{store: [] for store in weight_urls}}
+    runs: dict[str, list[Run]] = {"http.server": [], **{store: [] for store in weight_urls}}
     for attempt in range(1, args.repeat + 1):
         tag = f"{attempt}/{args.repeat}"
-        runs["http.server"].append(download(client, static_url, size, f"http.server load {tag}"))
+        with counting(static, runs["http.server"]) as run:
+            run["seconds"] = download(client, static_url, size, f"http.server load {tag}")
         for store, url in weight_urls.items():
-            runs[store].append(download(client, url, size, f"{store} load {tag}"))
-    return {"size_bytes": size, "seconds": runs, "urls": {**weight_urls, "http.server": static_url}}
+            with counting(service, runs[store]) as run:
+                run["seconds"] = download(client, url, size, f"{store} load {tag}")
+    return {"size_bytes": size, "runs": runs, "urls": {**weight_urls, "http.server": static_url}}
 
 
 def write_static_file(folder: Path, size: int) -> Path:
@@ -332,7 +375,7 @@ def weight_url(client: httpx.Client, load_url: str) -> str:
     """The weight file's URL, as TF.js resolves it from the served model.json."""
     response = client.get(load_url)
     response.raise_for_status()
-    path = response.json()["weightsManifest"][0]["paths"][0]
+    path: str = response.json()["weightsManifest"][0]["paths"][0]
     return urljoin(load_url, path)
 
 
@@ -358,14 +401,15 @@ def download(client: httpx.Client, url: str, size: int, label: str) -> float:
 def measure_rss(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Each store's save in a fresh service process, and the bare app's, with VmHWM around it."""
     size = args.rss_size * MIB
+    env = MALLOC_ENVIRONMENTS[args.malloc]
     rows: dict[str, dict[str, float]] = {}
     client = httpx.Client(timeout=httpx.Timeout(args.timeout, connect=10))
     with client:
-        with serve_bare(workdir / "rss-bare") as bare:
+        with serve_bare(workdir / "rss-bare", env) as bare:
             rows["bare"] = rss_of_save(client, bare, f"{bare.url}/", size, "bare")
         for store in args.stores:
             folder = workdir / f"rss-{store}"
-            with serve_modelshelf(folder) as service:
+            with serve_modelshelf(folder, env) as service:
                 url = f"{service.url}/v1/models/{store}/{MODEL_NAME}"
                 rows[store] = rss_of_save(client, service, url, size, store)
     return {"size_bytes": size, "servers": rows}
@@ -388,29 +432,59 @@ def rss_of_save(
 
 def save_report(results: dict[str, Any], args: argparse.Namespace) -> Report:
     saves = results["save"]
-    bare = best_mbps(saves, "bare")
+    bare, bare_faults = best_run(saves, "bare")
+    written, _faults = best_run(saves, "bare+write")
     report = Report(
-        f"(a) save, {args.size} MiB streaming multipart POST, best of {args.repeat} "
-        f"({time.strftime('%Y-%m-%d %H:%M')})",
-        ["store", "service MB/s", "bare ASGI MB/s", "service/bare", f">= {SAVE_GOAL}"],
+        f"(a) save, {args.size} MiB streaming multipart POST, best of {args.repeat}, "
+        f"malloc {args.malloc} ({time.strftime('%Y-%m-%d %H:%M')})",
+        [
+            "store",
+            "service MB/s",
+            "bare MB/s",
+            "service/bare",
+            f">= {SAVE_GOAL}",
+            "bare+write MB/s",
+            "service/that",
+            "faults/MiB svc",
+            "bare",
+        ],
     )
     for store in args.stores:
-        service = best_mbps(saves, store)
-        report.add(store, service, bare, service / bare, _verdict(service / bare >= SAVE_GOAL))
+        service, faults = best_run(saves, store)
+        ratio = service / bare
+        verdict = _verdict(ratio >= SAVE_GOAL)
+        report.add(
+            store, service, bare, ratio, verdict, written, service / written, faults, bare_faults
+        )
+    report.notes.append(
+        "bare = bare_asgi.py reading the body and dropping it; bare+write = the same plus "
+        "sha256, file write and fsync.\nfaults/MiB = the server's minor page faults per MiB "
+        "of body in the fastest run."
+    )
     return report
 
 
 def load_report(results: dict[str, Any], args: argparse.Namespace) -> Report:
     loads = results["load"]
-    static = best_mbps(loads, "http.server")
+    static, static_faults = best_run(loads, "http.server")
     report = Report(
         f"(b) load, GET of the {args.size} MiB weight file to /dev/null, best of {args.repeat}",
-        ["store", "service MB/s", "http.server MB/s", "service/static", f">= {LOAD_GOAL}"],
+        [
+            "store",
+            "service MB/s",
+            "http.server MB/s",
+            "service/static",
+            f">= {LOAD_GOAL}",
+            "faults/MiB svc",
+            "static",
+        ],
     )
     for store in args.stores:
-        service = best_mbps(loads, store)
+        service, faults = best_run(loads, store)
         ratio = service / static
-        report.add(store, service, static, ratio, _verdict(ratio >= LOAD_GOAL))
+        report.add(
+            store, service, static, ratio, _verdict(ratio >= LOAD_GOAL), faults, static_faults
+        )
     return report
 
 
@@ -428,8 +502,13 @@ def rss_report(results: dict[str, Any], args: argparse.Namespace) -> Report:
     return report
 
 
-def best_mbps(measured: dict[str, Any], name: str) -> float:
-    return megabytes_per_second(measured["size_bytes"], min(measured["seconds"][name]))
+def best_run(measured: dict[str, Any], name: str) -> tuple[float, int]:
+    """MB/s of the fastest run, and the server's minor page faults per MiB in that run."""
+    fastest = min(measured["runs"][name], key=lambda run: run["seconds"])
+    size = measured["size_bytes"]
+    return megabytes_per_second(size, fastest["seconds"]), round(
+        fastest["minor_faults"] * MIB / size
+    )
 
 
 def _verdict(met: bool) -> str:
