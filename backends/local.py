@@ -31,6 +31,7 @@ from backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
 
 TEMP_PREFIX = ".modelshelf-tmp-"
 READ_CHUNK_BYTES = 1 << 20
+WRITE_BATCH_BYTES = 1 << 20
 T = TypeVar("T")
 
 
@@ -52,10 +53,17 @@ class LocalBackend:
             handle = await aiofiles.open(temp, "wb")
         try:
             # Errors of the source propagate as they are; only our own I/O is translated.
+            pending: list[bytes] = []
+            pending_bytes = 0
             async for chunk in chunks:
-                with _translated(key, writing=True):
-                    await handle.write(chunk)
+                pending.append(chunk)
+                pending_bytes += len(chunk)
+                if pending_bytes >= WRITE_BATCH_BYTES:
+                    with _translated(key, writing=True):
+                        await handle.writelines(pending)  # one thread hop for many chunks
+                    pending, pending_bytes = [], 0
             with _translated(key, writing=True):
+                await handle.writelines(pending)
                 await handle.flush()
                 await _run(os.fsync, handle.fileno())
                 await handle.close()

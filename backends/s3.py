@@ -289,9 +289,11 @@ async def _send_full_parts(
     async for chunk in chunks:
         buffer += chunk
         while len(buffer) > part_size:
-            part = bytes(buffer[:part_size])
+            with memoryview(buffer) as view:
+                part = bytes(view[:part_size])  # one copy; the bytearray slice would add one
             del buffer[:part_size]
             await upload.send_part(part)
+            del part  # only one part in memory while the next one fills
     return bytes(buffer)
 
 

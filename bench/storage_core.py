@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,12 +104,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run_all(args: argparse.Namespace) -> int:
     size = args.size * MIB
     results: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="modelshelf-bench-") as temp, ExitStack() as stack:
+    with tempfile.TemporaryDirectory(prefix="modelshelf-bench-") as temp:
         workdir = Path(temp)
         results.append(run_child(BASELINE, "", {}, workdir, args))
         for kind in args.backends:
-            url, env = stack.enter_context(backend_url(kind, workdir))
-            results.append(run_child(kind, url, env, workdir, args))
+            with backend_url(kind, workdir) as (url, env):
+                results.append(run_child(kind, url, env, workdir, args))
         # The disk's speed drifts on a shared machine: measure the baseline on both sides.
         results.append(run_child(BASELINE, "", {}, workdir, args))
     report = results_report(results, size, args.repeat)

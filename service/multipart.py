@@ -75,7 +75,7 @@ class MultipartReader:
             raise MultipartError("the multipart boundary is empty or too long")
         self._stream = stream
         self._delimiter = b"\r\n--" + boundary
-        self._buffer = bytearray(b"\r\n")  # lets the first delimiter match like every later one
+        self._buffer = b"\r\n"  # lets the first delimiter match like every later one
         self._in_body = False
         self._finished = False
         self._started = False
@@ -98,24 +98,31 @@ class MultipartReader:
         return headers
 
     async def part_body(self) -> AsyncIterator[bytes]:
-        """The current part's bytes, as they arrive."""
+        """The current part's bytes, as they arrive.
+
+        Network chunks are passed on as they are, one chunk late: a chunk is yielded once
+        the next one shows that no delimiter straddles the two. No payload byte is copied.
+        """
         delimiter = self._delimiter
         keep = len(delimiter) - 1
         while self._in_body:
             found = self._buffer.find(delimiter)
             if found >= 0:
-                body = bytes(self._buffer[:found])
-                del self._buffer[: found + len(delimiter)]
+                body, self._buffer = self._buffer[:found], self._buffer[found + len(delimiter) :]
                 self._in_body = False
                 if body:
                     yield body
                 return
-            if len(self._buffer) > keep:
-                body = bytes(self._buffer[:-keep])
-                del self._buffer[:-keep]
-                yield body
-            if not await self._fill():
+            following = await anext(self._stream, None)
+            if following is None:
                 raise MultipartError("the body ended inside a part: the upload was cut short")
+            if len(following) < keep or delimiter in self._buffer[-keep:] + following[:keep]:
+                # Rare: the delimiter may straddle the chunks; look at them together.
+                self._buffer += following
+                continue
+            if self._buffer:
+                yield self._buffer
+            self._buffer = following
 
     async def read_part(self, limit: int, what: str) -> bytes:
         """The current part whole, refusing more than ``limit`` bytes."""
@@ -143,7 +150,7 @@ class MultipartReader:
                 raise MultipartError(
                     "the body holds no part delimited by the boundary its Content-Type names"
                 )
-        del self._buffer[: found + len(self._delimiter)]
+        self._buffer = self._buffer[found + len(self._delimiter) :]
 
     async def _after_delimiter_is_end(self) -> bool:
         while len(self._buffer) < 2:
@@ -154,19 +161,18 @@ class MultipartReader:
         line_end = await self._find(b"\r\n", MAX_BOUNDARY_LINE, "boundary line")
         if self._buffer[:line_end].strip(b" \t"):
             raise MultipartError("unexpected bytes after a multipart boundary")
-        del self._buffer[: line_end + 2]
+        self._buffer = self._buffer[line_end + 2 :]
         return False
 
     async def _read_headers(self) -> PartHeaders:
         end = await self._find(b"\r\n\r\n", MAX_HEADER_BYTES, "part headers", allow_empty=True)
-        raw = bytes(self._buffer[:end])
-        del self._buffer[: end + 4]
+        raw, self._buffer = self._buffer[:end], self._buffer[end + 4 :]
         return _parse_headers(raw)
 
     async def _find(self, needle: bytes, limit: int, what: str, allow_empty: bool = False) -> int:
         if allow_empty and self._buffer.startswith(b"\r\n"):
             # A part with no headers at all: the blank line comes right away.
-            self._buffer[:0] = b"\r\n"
+            self._buffer = b"\r\n" + self._buffer
         while (found := self._buffer.find(needle)) < 0:
             if len(self._buffer) > limit:
                 raise MultipartError(f"the {what} are longer than {limit} bytes")

@@ -1,0 +1,69 @@
+"""The incremental multipart reader: any chunking of any body parses the same."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+
+import pytest
+
+from service.multipart import MultipartError, MultipartReader, sniff_boundary
+
+BOUNDARY = b"----formdata-undici-0123"
+# Payload bytes that look like the start of a delimiter but are not one.
+TRICKY = b"\r\n--" + BOUNDARY[:-1] + b"X\r\n-\r\n--\r" + bytes(range(256))
+
+
+def body(parts: list[tuple[str, bytes]]) -> bytes:
+    out = b""
+    for name, data in parts:
+        out += (
+            b"--"
+            + BOUNDARY
+            + b'\r\nContent-Disposition: form-data; name="'
+            + name.encode()
+            + b'"; filename="'
+            + name.encode()
+            + b'"\r\n\r\n'
+            + data
+            + b"\r\n"
+        )
+    return out + b"--" + BOUNDARY + b"--\r\n"
+
+
+async def split(data: bytes, rng: random.Random) -> AsyncIterator[bytes]:
+    offset = 0
+    while offset < len(data):
+        size = rng.choice([1, 2, 3, 5, 17, 64, 1000, 70_000])
+        yield data[offset : offset + size]
+        offset += size
+
+
+async def read_all(stream: AsyncIterator[bytes]) -> list[tuple[str | None, bytes]]:
+    reader = MultipartReader(stream, BOUNDARY)
+    parts = []
+    while (headers := await reader.next_part()) is not None:
+        parts.append((headers.name, b"".join([chunk async for chunk in reader.part_body()])))
+    return parts
+
+
+@pytest.mark.parametrize("seed", range(40))
+async def test_any_chunking_parses_the_same(seed: int) -> None:
+    rng = random.Random(seed)
+    parts = [
+        ("model.json", b'{"a": 1}'),
+        ("model.weights.bin", TRICKY * rng.randrange(1, 400)),
+        ("empty.bin", b""),
+        ("last.bin", rng.randbytes(rng.randrange(0, 3000))),
+    ]
+    assert await read_all(split(body(parts), rng)) == parts
+
+
+async def test_sniffed_boundary_and_truncation() -> None:
+    data = body([("model.json", b"{}"), ("w", TRICKY)])
+    boundary, stream = await sniff_boundary(split(data, random.Random(1)))
+    assert boundary == BOUNDARY
+    assert [name for name, _ in await read_all(stream)] == ["model.json", "w"]
+    for cut in (10, len(data) // 2, len(data) - 5):
+        with pytest.raises(MultipartError):
+            await read_all(split(data[:cut], random.Random(cut)))
