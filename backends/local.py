@@ -83,7 +83,7 @@ class LocalBackend:
             except BaseException:
                 await handle.close()
                 raise
-        return ObjectStream(info, _read_chunks(handle, key))
+        return ObjectStream(info, _read_chunks(handle, key), release=handle.close)
 
     async def head(self, key: str) -> ObjectInfo:
         path = self._path(key)
@@ -106,10 +106,22 @@ class LocalBackend:
             keys = await _run(self._sorted_keys, prefix)
         if start_after is not None:
             keys = [key for key in keys if key > start_after]
-        page = keys[:limit]
         with _translated(prefix):
-            items = [_info(key, await _run(os.stat, self.root / key)) for key in page]
-        return ListPage(items, page[-1] if len(keys) > limit else None)
+            items = await _run(self._described, keys, limit)
+        more = bool(items) and keys[-1] != items[-1].key and len(items) == limit
+        return ListPage(items, items[-1].key if more else None)
+
+    def _described(self, keys: builtins.list[str], limit: int) -> builtins.list[ObjectInfo]:
+        """Up to ``limit`` keys with their sizes; keys deleted since the walk are skipped."""
+        items = []
+        for key in keys:
+            try:
+                items.append(_info(key, os.stat(self.root / key)))
+            except FileNotFoundError:
+                continue
+            if len(items) == limit:
+                break
+        return items
 
     async def close(self) -> None:
         return None

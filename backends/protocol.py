@@ -5,7 +5,7 @@ Backends are dumb async byte stores: they know keys and bytes, never models.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -47,10 +47,15 @@ class Capabilities:
 
 @dataclass(slots=True)
 class ObjectStream:
-    """A value being read: ``info`` is known before the first byte arrives."""
+    """A value being read: ``info`` is known before the first byte arrives.
+
+    ``release`` frees what the read holds (a file, a connection). ``aclose`` calls it even
+    when iteration never started, where an async generator's ``finally`` would not run.
+    """
 
     info: ObjectInfo
     chunks: AsyncIterator[bytes]
+    release: Callable[[], Awaitable[None]] | None = None
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self.chunks
@@ -59,6 +64,8 @@ class ObjectStream:
         aclose = getattr(self.chunks, "aclose", None)
         if aclose is not None:
             await aclose()
+        if self.release is not None:
+            await self.release()
 
 
 @runtime_checkable

@@ -13,7 +13,7 @@ import builtins
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -83,7 +83,8 @@ class SqliteBackend:
             except BaseException:
                 connection.close()
                 raise
-        return ObjectStream(ObjectInfo(key, size, _etag(blob_id)), _read(connection, key, blob_id))
+        info = ObjectInfo(key, size, _etag(blob_id))
+        return ObjectStream(info, _read(connection, key, blob_id), release=_closer(connection))
 
     async def head(self, key: str) -> ObjectInfo:
         validate_key(key)
@@ -182,9 +183,12 @@ class SqliteBackend:
                 _drop_blob_rows(connection, old[0])
 
     def _drop_blob(self, blob_id: int) -> None:
+        """Drop a staging blob; a committed one (the put was cancelled too late) stays."""
         connection = self._connection()
         with _transaction(connection, "BEGIN IMMEDIATE"):
-            _drop_blob_rows(connection, blob_id)
+            row = connection.execute("SELECT committed FROM blobs WHERE id = ?", (blob_id,))
+            if (found := row.fetchone()) is not None and found[0] == 0:
+                _drop_blob_rows(connection, blob_id)
 
     def _delete(self, key: str) -> None:
         connection = self._connection()
@@ -240,6 +244,13 @@ async def _read(connection: sqlite3.Connection, key: str, blob_id: int) -> Async
                 seq += 1
     finally:
         connection.close()
+
+
+def _closer(connection: sqlite3.Connection) -> Callable[[], Awaitable[None]]:
+    async def close() -> None:
+        connection.close()  # idempotent; ends the read transaction
+
+    return close
 
 
 @contextmanager

@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator
 
 from modelstore.errors import InvalidNameError
+from modelstore.jsjson import compact_json
 from modelstore.store import ModelStore
 from schemas.versions import VersionInfo
 
@@ -29,7 +30,7 @@ def downloads_model_json(original: bytes, prefix: str) -> bytes:
     groups = document.get("weightsManifest") or []
     weights = [entry for group in groups for entry in group.get("weights") or []]
     document["weightsManifest"] = [{"paths": [f"./{prefix}.weights.bin"], "weights": weights}]
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    return compact_json(document)
 
 
 async def joined_weights(

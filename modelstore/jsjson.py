@@ -32,6 +32,12 @@ def js_stringify(value: Any) -> str:
     raise TypeError(f"not a JSON value: {type(value).__name__}")
 
 
+def compact_json(value: Any) -> bytes:
+    """UTF-8 JSON without whitespace; lone surrogates escaped (they have no UTF-8 form)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text).encode()
+
+
 def js_byte_length(value: Any) -> int:
     """UTF-8 length of ``JSON.stringify(value)``, as TF.js measures it."""
     return len(js_stringify(value).encode("utf-8"))
@@ -41,7 +47,10 @@ def js_number(number: float) -> str:
     """Format a number as ECMAScript's Number::toString does."""
     if isinstance(number, int) and abs(number) < _MAX_SAFE_INTEGER:
         return str(number)
-    number = float(number)
+    try:
+        number = float(number)
+    except OverflowError:  # JSON.parse reads such an integer as Infinity
+        return "null"
     if number != number or number in (float("inf"), float("-inf")):
         return "null"
     if number == 0:

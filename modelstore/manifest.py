@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from backends.errors import InvalidKeyError
 from backends.keys import validate_key
 from modelstore.errors import InvalidModelError
+from modelstore.jsjson import js_byte_length
 from schemas.artifacts import ModelJSON
 
 ELEMENT_BYTES = {
@@ -53,6 +54,8 @@ class ValidatedModelJson:
     entries: list[WeightEntry]
     files: list[WeightFileSpec]
     group_count: int
+    topology_bytes: int
+    weight_specs_bytes: int
 
     @property
     def weight_specs(self) -> list[Any]:
@@ -82,7 +85,14 @@ def parse_model_json(data: bytes) -> ValidatedModelJson:
     ]
     files = _file_specs(manifest)
     _check_groups_have_files(manifest, entries, files)
-    return ValidatedModelJson(document, entries, files, len(manifest))
+    specs = [entry for group in manifest for entry in group.get("weights") or []]
+    topology = document.get("modelTopology")
+    try:
+        topology_bytes = 0 if topology is None else js_byte_length(topology)
+        specs_bytes = 0 if "weightsManifest" not in document else js_byte_length(specs)
+    except RecursionError:
+        raise InvalidModelError("model.json is nested too deeply") from None
+    return ValidatedModelJson(document, entries, files, len(manifest), topology_bytes, specs_bytes)
 
 
 def normalize_weight_path(path: str) -> str:
@@ -104,6 +114,8 @@ def _path_problem(path: str) -> str | None:
         return "is absolute"
     if "?" in path or "#" in path:
         return "contains '?' or '#', which TF.js would treat as part of the URL"
+    if any(character in path for character in '%"\r\n\\'):
+        return "contains '%', '\"', a backslash or a line break, which URLs or forms would mangle"
     if ".." in path.split("/"):
         return "contains '..'"
     return None
@@ -111,8 +123,8 @@ def _path_problem(path: str) -> str | None:
 
 def _decode(data: bytes) -> dict[str, Any]:
     try:
-        document = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        document = json.loads(data, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as error:  # JSONDecodeError, int digit limit
         raise InvalidModelError(f"model.json is not valid JSON: {error}") from None
     except RecursionError:
         raise InvalidModelError("model.json is nested too deeply") from None
@@ -123,6 +135,10 @@ def _decode(data: bytes) -> dict[str, Any]:
             "model.json needs 'modelTopology' or 'weightsManifest' (TF.js loads neither without)"
         )
     return document
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON (TF.js's response.json() rejects it); use null")
 
 
 def _validate_schema(document: dict[str, Any]) -> None:

@@ -70,14 +70,20 @@ class Shelf:
         verified (TF.js's own moveModel deletes first and can lose the model).
         """
         source_ref, destination_ref = self._transfer_refs(source, destination)
-        copied: VersionInfo | None = None
-        for version_id in await source_ref.store.version_ids(source_ref.name):
-            copied = await copy_version(source_ref, destination_ref, version_id)
-        if copied is None:
+        version_ids = await source_ref.store.version_ids(source_ref.name)
+        if not version_ids:
             await source_ref.store.versions(source_ref.name)  # raises ModelNotFoundError
-            raise AssertionError("unreachable")
-        await source_ref.store.remove(source_ref.name)
-        return copied
+        copies: list[VersionInfo] = []
+        try:
+            for version_id in version_ids:
+                copies.append(await copy_version(source_ref, destination_ref, version_id))
+        except BaseException:
+            for copy in reversed(copies):  # all or nothing: a retry must not duplicate
+                await destination_ref.store.remove(destination_ref.name, copy.id)
+            raise
+        for version_id in version_ids:  # only what was copied: a save meanwhile stays
+            await source_ref.store.remove(source_ref.name, version_id)
+        return copies[-1]
 
     def _transfer_refs(self, source: str, destination: str) -> tuple[ModelRef, ModelRef]:
         source_ref, destination_ref = self.resolve(source), self.resolve(destination)

@@ -23,7 +23,7 @@ from modelstore.errors import (
     VersionNotFoundError,
     WeightFileNotFoundError,
 )
-from modelstore.jsjson import js_byte_length
+from modelstore.jsjson import compact_json
 from modelstore.manifest import (
     ValidatedModelJson,
     WeightFileSpec,
@@ -282,7 +282,7 @@ class ModelStore:
         prefix = layout.weight_file_prefix(model_name, version_id)
         for group in document.get("weightsManifest") or []:
             group["paths"] = [prefix + spec for spec in _normalized_paths(group["paths"])]
-        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        return compact_json(document)
 
     async def open_weight_file(
         self, model_name: str, version_id: str, path: str
@@ -349,9 +349,12 @@ class ModelStore:
         doomed = [v for v in versions if version_id is None or v.id == version_id]
         if not doomed:
             raise await self._version_missing(model_name, version_id or "")
+        for version in doomed:  # un-commit first: nothing can make them current again
+            await delete_if_present(self.backend, layout.record_key(model_name, version.id))
+        # Re-publish before deleting files, so NAME/model.json never names deleted weights.
+        await self._publish_current(model_name)
         for version in reversed(doomed):
             await self._discard_version(model_name, version.id)
-        await self._publish_current(model_name)
         return versions
 
     async def close(self) -> None:
@@ -441,14 +444,11 @@ def _version_info(
     weight_bytes: int,
 ) -> VersionInfo:
     date_saved = iso_date(datetime.now(UTC))
-    topology = model.document.get("modelTopology")
     info = ModelArtifactsInfo(
         dateSaved=date_saved,
         modelTopologyType="JSON",
-        modelTopologyBytes=0 if topology is None else js_byte_length(topology),
-        weightSpecsBytes=0
-        if "weightsManifest" not in model.document
-        else js_byte_length(model.weight_specs),
+        modelTopologyBytes=model.topology_bytes,
+        weightSpecsBytes=model.weight_specs_bytes,
         weightDataBytes=weight_bytes,
     )
     model_json_file = StoredFile(

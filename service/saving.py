@@ -9,9 +9,9 @@ Accepted bodies:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from modelstore import WeightUpload
+from modelstore.jsjson import compact_json
 from schemas.artifacts import ModelArtifacts
 from service.errors import ServiceError
 from service.multipart import MultipartReader, boundary_from_content_type, sniff_boundary
@@ -37,6 +38,7 @@ class SaveUpload:
 
     model_json: bytes
     weight_files: AsyncIterator[WeightUpload]
+    streamed: bool = True  # False for base64 JSON, whose body is a third larger than the model
 
 
 class BodyLimit:
@@ -163,15 +165,13 @@ async def _json_upload(body: AsyncIterator[bytes], limit: int) -> SaveUpload:
                 f"application/json saves are limited to {limit} bytes; send large models as "
                 f"multipart/form-data, which streams",
             )
-    artifacts = _parse_artifacts(bytes(raw))
-    weights = _decode_weight_data(artifacts.weightData)
-    model_json = json.dumps(
-        _model_json_for(artifacts), ensure_ascii=False, separators=(",", ":")
-    ).encode()
-    return SaveUpload(model_json, _single_file(weights))
+    artifacts = await asyncio.to_thread(_parse_artifacts, raw)
+    weights = await asyncio.to_thread(_decode_weight_data, artifacts.weightData)
+    model_json = compact_json(_model_json_for(artifacts))
+    return SaveUpload(model_json, _single_file(weights), streamed=False)
 
 
-def _parse_artifacts(raw: bytes) -> ModelArtifacts:
+def _parse_artifacts(raw: bytes | bytearray) -> ModelArtifacts:
     try:
         return ModelArtifacts.model_validate_json(raw)
     except ValidationError as error:

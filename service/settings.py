@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=8 * GiB, description="Largest accepted save (413 above)")
     max_json_body_bytes: int = Field(
-        default=256 * MiB, description="Largest application/json save (base64 weights in memory)"
+        default=64 * MiB, description="Largest application/json save (base64 weights in memory)"
     )
     max_model_json_bytes: int = Field(default=64 * MiB, description="Largest model.json part")
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])

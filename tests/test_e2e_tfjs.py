@@ -82,7 +82,7 @@ def test_put_with_authorization_header(server: str, store: str) -> None:
     )
     assert saved["status"] == 201
     loaded = tfjs(
-        "load-layers", "--url", saved["body"]["loadUrl"] + "?token=a%2Fb", "--header", header
+        "load-layers", "--url", saved["body"]["loadUrl"] + "&token=a%2Fb", "--header", header
     )
     assert loaded["predictions"] == saved["predictions"]
 

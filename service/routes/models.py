@@ -60,13 +60,17 @@ async def _save(request: Request, store: ModelStore, name: str, settings: Settin
             request, aiter(body), settings.max_json_body_bytes, settings.max_model_json_bytes
         )
         version = await store.save(
-            name, upload.model_json, upload.weight_files, declared_bytes=declared
+            name,
+            upload.model_json,
+            upload.weight_files,
+            declared_bytes=declared if upload.streamed else None,
         )
     except Exception:
         if declared is None or declared - body.received <= DRAIN_LIMIT:
             await body.drain(DRAIN_LIMIT)
         raise
-    load_url = model_base_url(request, store.name, name) + "model.json"
+    # The version just saved, even if a concurrent save has become current since.
+    load_url = f"{model_base_url(request, store.name, name)}model.json?version={version.id}"
     result = SaveResult(
         modelArtifactsInfo=version.modelArtifactsInfo,
         modelUrl=store.url(name),
