@@ -31,9 +31,13 @@ def folder_parts(folder: Path) -> tuple[Path, list[tuple[str, Path]]]:
 
 
 def safe_relative_path(path: str) -> Path:
-    """A manifest path as a path below the folder; refuses anything that would escape it."""
+    """A manifest path as a path below the folder; refuses anything that would escape it.
+
+    Backslashes and drive colons are refused too, so Windows cannot read them as separators.
+    """
     parts = [part for part in PurePosixPath(path).parts if part != "."]
-    if not parts or PurePosixPath(path).is_absolute() or ".." in parts:
+    escapes = not parts or PurePosixPath(path).is_absolute() or ".." in parts
+    if escapes or "\\" in path or ":" in path:
         raise InvalidRequestError(f"weight path {path!r} would leave the model's folder")
     return Path(*parts)
 

@@ -416,3 +416,27 @@ async def test_export_is_what_browser_downloads_writes(client: httpx.AsyncClient
     assert_error(
         await client.get("/v1/models/file/team/net/~export?prefix=a/b"), 400, "invalid_name"
     )
+
+
+async def test_json_edge_cases_never_500(client: httpx.AsyncClient) -> None:
+    weights = dense_model().weight_bytes
+
+    def with_metadata(raw: bytes) -> bytes:
+        return dense_model().model_json.replace(b'{"seed":0}', raw)
+
+    def save(model_json: bytes, name: str) -> Any:
+        body = multipart([("model.json", model_json), ("model.weights.bin", weights)])
+        return post_model(client, f"/v1/models/indexeddb/{name}", body)
+
+    saved = await save(
+        with_metadata(b'{"s":"\\ud800"}'), "surrogate"
+    )  # JSON.stringify writes these
+    assert saved.status_code == 201, saved.text
+    served = await client.get("/v1/models/indexeddb/surrogate/model.json")
+    assert served.json()["userDefinedMetadata"] == {"s": "\ud800"}
+    assert_error(await save(with_metadata(b"NaN"), "nan"), 400, "invalid_model")
+    assert_error(await save(with_metadata(b"[" * 5000 + b"]" * 5000), "deep"), 400, "invalid_model")
+    assert (await save(with_metadata(b'{"n":1' + b"0" * 400 + b"}"), "huge")).status_code == 201
+    assert_error(
+        await save(with_metadata(b'{"n":' + b"1" * 5000 + b"}"), "digits"), 400, "invalid_model"
+    )
