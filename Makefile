@@ -33,6 +33,8 @@ test: install-test lint
 
 bench: install-test
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/storage_core.py
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/service_throughput.py
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/sdk_transfer.py
 
 clean:
 	rm -rf $(VENV) tests/js/node_modules .pytest_cache .mypy_cache .ruff_cache
