@@ -31,6 +31,7 @@ from backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
 
 CHUNK_BYTES = 1 << 20
 PAGE_BYTES = 64 << 10
+BATCH_BYTES = 8 * CHUNK_BYTES  # rows per write transaction, bounded memory per upload
 STALE_STAGING_SECONDS = 24 * 3600
 T = TypeVar("T")
 
@@ -157,18 +158,23 @@ class SqliteBackend:
         async for chunk in chunks:
             pending += chunk
             size += len(chunk)
-            while len(pending) >= CHUNK_BYTES:
-                await self._run(self._insert_chunk, blob_id, seq, bytes(pending[:CHUNK_BYTES]))
-                del pending[:CHUNK_BYTES]
-                seq += 1
+            if len(pending) >= BATCH_BYTES:
+                rows = _rows(pending, len(pending) - len(pending) % CHUNK_BYTES)
+                await self._run(self._insert_rows, blob_id, seq, rows)
+                del pending[: len(rows) * CHUNK_BYTES]
+                seq += len(rows)
         if pending:
-            await self._run(self._insert_chunk, blob_id, seq, bytes(pending))
+            await self._run(self._insert_rows, blob_id, seq, _rows(pending, len(pending)))
         return size
 
-    def _insert_chunk(self, blob_id: int, seq: int, data: bytes) -> None:
-        self._connection().execute(
-            "INSERT INTO chunks (blob_id, seq, data) VALUES (?, ?, ?)", (blob_id, seq, data)
-        )
+    def _insert_rows(self, blob_id: int, first_seq: int, rows: builtins.list[bytes]) -> None:
+        """Several chunk rows in one transaction: one commit per batch, not per row."""
+        connection = self._connection()
+        with _transaction(connection):
+            connection.executemany(
+                "INSERT INTO chunks (blob_id, seq, data) VALUES (?, ?, ?)",
+                [(blob_id, first_seq + index, row) for index, row in enumerate(rows)],
+            )
 
     def _commit_blob(self, key: str, blob_id: int, size: int) -> None:
         connection = self._connection()
@@ -221,6 +227,15 @@ def _object_row(connection: sqlite3.Connection, key: str) -> tuple[int, int]:
 def _snapshot_row(connection: sqlite3.Connection, key: str) -> tuple[int, int]:
     connection.execute("BEGIN")
     return _object_row(connection, key)
+
+
+def _rows(pending: bytearray, end: int) -> list[bytes]:
+    """``pending[:end]`` cut into CHUNK_BYTES rows (the last may be shorter)."""
+    with memoryview(pending) as view:
+        return [
+            bytes(view[start : min(start + CHUNK_BYTES, end)])
+            for start in range(0, end, CHUNK_BYTES)
+        ]
 
 
 def _drop_blob_rows(connection: sqlite3.Connection, blob_id: int) -> None:
