@@ -31,6 +31,7 @@ from backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
 
 CHUNK_BYTES = 1 << 20
 PAGE_BYTES = 64 << 10
+READ_AHEAD_ROWS = 4
 BATCH_BYTES = 8 * CHUNK_BYTES  # rows per write transaction, bounded memory per upload
 STALE_STAGING_SECONDS = 24 * 3600
 T = TypeVar("T")
@@ -243,20 +244,23 @@ def _drop_blob_rows(connection: sqlite3.Connection, blob_id: int) -> None:
     connection.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
 
 
-def _next_chunk(connection: sqlite3.Connection, blob_id: int, seq: int) -> bytes | None:
-    row = connection.execute(
-        "SELECT data FROM chunks WHERE blob_id = ? AND seq = ?", (blob_id, seq)
-    ).fetchone()
-    return None if row is None else bytes(row[0])
+def _next_rows(connection: sqlite3.Connection, blob_id: int, seq: int) -> list[bytes]:
+    rows = connection.execute(
+        "SELECT data FROM chunks WHERE blob_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
+        (blob_id, seq, READ_AHEAD_ROWS),
+    ).fetchall()
+    return [bytes(row[0]) for row in rows]
 
 
 async def _read(connection: sqlite3.Connection, key: str, blob_id: int) -> AsyncIterator[bytes]:
     try:
         seq = 0
         with _translated(key):
-            while (chunk := await _to_thread(_next_chunk, connection, blob_id, seq)) is not None:
-                yield chunk
-                seq += 1
+            # A few rows per thread hop: the hop, not SQLite, dominates at 1 MiB a row.
+            while rows := await _to_thread(_next_rows, connection, blob_id, seq):
+                for row in rows:
+                    yield row
+                seq += len(rows)
     finally:
         connection.close()
 
