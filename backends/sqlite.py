@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import logging
 import sqlite3
 import threading
 import time
@@ -32,9 +33,11 @@ from backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
 CHUNK_BYTES = 1 << 20
 PAGE_BYTES = 64 << 10
 READ_AHEAD_ROWS = 4
+WAL_LIMIT_BYTES = 64 << 20
 BATCH_BYTES = 8 * CHUNK_BYTES  # rows per write transaction, bounded memory per upload
 STALE_STAGING_SECONDS = 24 * 3600
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (
@@ -57,6 +60,7 @@ class SqliteBackend:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._checkpoint: asyncio.Task[None] | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -74,7 +78,19 @@ class SqliteBackend:
             except BaseException:
                 await asyncio.shield(self._run(self._drop_blob, blob_id))
                 raise
+        self._checkpoint_soon()
         return ObjectInfo(key, size, _etag(blob_id))
+
+    def _checkpoint_soon(self) -> None:
+        """Fold the WAL into the database in the background, one checkpoint at a time."""
+        if self._checkpoint is None or self._checkpoint.done():
+            self._checkpoint = asyncio.create_task(self._run(self._checkpoint_now))
+
+    def _checkpoint_now(self) -> None:
+        try:
+            self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            logger.warning("SQLite checkpoint of %s failed; the next put retries", self.path)
 
     async def get(self, key: str) -> ObjectStream:
         validate_key(key)
@@ -108,6 +124,8 @@ class SqliteBackend:
         return ListPage(items, items[-1].key if len(rows) > limit else None)
 
     async def close(self) -> None:
+        if self._checkpoint is not None:
+            await self._checkpoint
         with self._lock:
             for connection in self._connections:
                 connection.close()
@@ -139,6 +157,10 @@ class SqliteBackend:
             self.path, timeout=60, isolation_level=None, check_same_thread=False
         )
         connection.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints run after each put instead (see _checkpoint_soon): checkpointing in the
+        # middle of a large put copies its pages twice while the client waits.
+        connection.execute("PRAGMA wal_autocheckpoint=0")
+        connection.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         with self._lock:
             self._connections.append(connection)
         return connection
