@@ -56,7 +56,7 @@ class FileSink:
         temporary = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}.part")
         return cls(destination, temporary, temporary.open("wb"))
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         self.handle.write(chunk)
 
     def commit(self) -> None:
