@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter
 from starlette.responses import JSONResponse
 
-from backends import backend_kind
+from backends import Backend, NotFoundError, backend_kind
 from modelstore import Shelf
 from schemas.versions import ModelInfo, StoreInfo, StoreList, TransferRequest
 from service.dependencies import SettingsDep, ShelfDep
@@ -16,6 +16,7 @@ from service.routes.models import model_info
 
 router = APIRouter()
 READY_TIMEOUT_SECONDS = 5.0
+READY_PROBE_KEY = "~readyz"
 _TRANSFER_ERRORS = error_responses(
     "same_source_and_destination",
     "invalid_model_url",
@@ -93,9 +94,12 @@ async def readyz(shelf: ShelfDep) -> JSONResponse:
     )
 
 
-async def _check(backend: object) -> str:
+async def _check(backend: Backend) -> str:
+    # A HEAD of a key no model can have: one cheap round trip, whatever the store holds.
     try:
-        await asyncio.wait_for(backend.list(limit=1), READY_TIMEOUT_SECONDS)  # type: ignore[attr-defined]
-    except Exception as error:  # any failure means not ready; report it
+        await asyncio.wait_for(backend.head(READY_PROBE_KEY), READY_TIMEOUT_SECONDS)
+    except NotFoundError:
+        return "ok"
+    except Exception as error:  # any other failure means not ready; report it
         return f"{type(error).__name__}: {error}"
     return "ok"
