@@ -69,3 +69,13 @@ async def backend(backend_url: str) -> AsyncIterator[Backend]:
 @pytest.fixture
 async def model_store(backend: Backend) -> AsyncIterator[ModelStore]:
     yield ModelStore("indexeddb", backend)
+
+
+def every_store(data: Path, seaweed: object, label: str) -> dict[str, str]:
+    """The four stores a default server has, plus s3 on the session's SeaweedFS."""
+    return {
+        "file": f"file://{data / 'models'}",
+        "indexeddb": f"sqlite://{data / 'indexeddb.sqlite'}",
+        "localstorage": f"sqlite://{data / 'localstorage.sqlite'}",
+        "s3": seaweed.backend_url(S3_BUCKET, f"{label}-{uuid.uuid4().hex[:8]}"),  # type: ignore[attr-defined]
+    }

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 
 from service.settings import Settings
-from tests.conftest import S3_BUCKET
+from tests.conftest import every_store
 from tests.support.live_server import live_server
 from tests.support.tfjs import JS_DIR, require_tfjs
 
@@ -25,10 +24,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, seaweed: Any) -> Iterator[str]:
     data = tmp_path_factory.mktemp("browser")
-    stores = {
-        "indexeddb": f"sqlite://{data / 'indexeddb.sqlite'}",
-        "s3": seaweed.backend_url(S3_BUCKET, f"browser-{uuid.uuid4().hex[:8]}"),
-    }
+    stores = every_store(data, seaweed, "browser")
     with live_server(Settings(stores=stores)) as url:
         yield url
 

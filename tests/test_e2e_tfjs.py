@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from service.settings import Settings
-from tests.conftest import S3_BUCKET
+from tests.conftest import every_store
 from tests.support.live_server import live_server
 from tests.support.tfjs import tfjs
 
@@ -27,12 +27,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, seaweed: Any) -> Iterator[str]:
     data = tmp_path_factory.mktemp("e2e")
-    stores = {
-        "file": f"file://{data / 'models'}",
-        "indexeddb": f"sqlite://{data / 'indexeddb.sqlite'}",
-        "localstorage": f"sqlite://{data / 'localstorage.sqlite'}",
-        "s3": seaweed.backend_url(S3_BUCKET, f"e2e-{uuid.uuid4().hex[:8]}"),
-    }
+    stores = every_store(data, seaweed, "e2e")
     with live_server(Settings(stores=stores, data_dir=data)) as url:
         yield url
 

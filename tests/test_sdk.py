@@ -14,7 +14,7 @@ import pytest
 import modelshelf
 from modelshelf import AsyncClient, Client, ModelArtifacts
 from service.settings import Settings
-from tests.conftest import S3_BUCKET
+from tests.conftest import every_store
 from tests.support.live_server import free_port, live_server
 
 STORES = ["file", "indexeddb", "localstorage", pytest.param("s3", marks=pytest.mark.s3)]
@@ -45,12 +45,7 @@ PUBLIC_API = [
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, seaweed: Any) -> Iterator[str]:
     data = tmp_path_factory.mktemp("sdk")
-    stores = {
-        "file": f"file://{data / 'models'}",
-        "indexeddb": f"sqlite://{data / 'indexeddb.sqlite'}",
-        "localstorage": f"sqlite://{data / 'localstorage.sqlite'}",
-        "s3": seaweed.backend_url(S3_BUCKET, f"sdk-{uuid.uuid4().hex[:8]}"),
-    }
+    stores = every_store(data, seaweed, "sdk")
     settings = Settings(stores=stores, quotas={"localstorage": 1 << 20})
     with live_server(settings) as url:
         yield url
