@@ -54,6 +54,7 @@ from benchkit import (
 sys.path.insert(0, str(REPOSITORY))  # run as a script: the project's packages live there
 
 from tests.modelfactory import http_saved
+from tests.support.seaweed import terminate as stop
 
 STORES = ("file", "indexeddb")
 MODEL_NAME = "bench/throughput"
@@ -65,7 +66,6 @@ STATIC_FILE = "model.weights.bin"
 BARE_PATHS = {"bare": "/", "bare+write": "/write"}  # bare_asgi.py's two baselines
 Run = dict[str, float]  # one request: seconds, and the server's minor_faults during it
 READY_TIMEOUT_SECONDS = 30.0
-STOP_TIMEOUT_SECONDS = 10.0
 # glibc reads these at start-up; any of them also turns off its dynamic mmap threshold.
 MALLOC_ENVIRONMENTS: dict[str, dict[str, str]] = {
     "default": {},
@@ -240,20 +240,6 @@ def wait_until_answering(server: Server) -> None:
                     f"{server.name} did not start; its log:\n{server.log_tail()}"
                 ) from None
             time.sleep(0.1)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-# -- (a) saves --------------------------------------------------------------------------------
 
 
 def measure_saves(

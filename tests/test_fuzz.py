@@ -17,6 +17,7 @@ import pytest
 
 from service.settings import Settings
 from tests.modelfactory import ModelFixture, dense_model, every_dtype_model, sharded_model
+from tests.support.formdata import form_body
 from tests.support.live_server import live_server
 
 FUZZ_DIR = Path(__file__).parent / "fuzz"
@@ -72,26 +73,8 @@ BOUNDARY = b"fuzzboundary"
 
 
 def tfjs_body(model: ModelFixture) -> bytes:
-    def part(name: str, data: bytes) -> bytes:
-        return (
-            b"--"
-            + BOUNDARY
-            + b'\r\nContent-Disposition: form-data; name="'
-            + name.encode()
-            + b'"; filename="'
-            + name.encode()
-            + b'"\r\n\r\n'
-            + data
-            + b"\r\n"
-        )
-
-    return (
-        part("model.json", model.model_json)
-        + part("model.weights.bin", model.weight_bytes)
-        + b"--"
-        + BOUNDARY
-        + b"--\r\n"
-    )
+    parts = [("model.json", model.model_json), ("model.weights.bin", model.weight_bytes)]
+    return form_body(parts, BOUNDARY.decode())
 
 
 def mutations(body: bytes, rng: random.Random) -> Iterator[tuple[str, bytes, bytes]]:

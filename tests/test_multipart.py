@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from service.multipart import MultipartError, MultipartReader, sniff_boundary
+from tests.support.formdata import form_body
 
 BOUNDARY = b"----formdata-undici-0123"
 # Payload bytes that look like the start of a delimiter but are not one.
@@ -15,20 +16,7 @@ TRICKY = b"\r\n--" + BOUNDARY[:-1] + b"X\r\n-\r\n--\r" + bytes(range(256))
 
 
 def body(parts: list[tuple[str, bytes]]) -> bytes:
-    out = b""
-    for name, data in parts:
-        out += (
-            b"--"
-            + BOUNDARY
-            + b'\r\nContent-Disposition: form-data; name="'
-            + name.encode()
-            + b'"; filename="'
-            + name.encode()
-            + b'"\r\n\r\n'
-            + data
-            + b"\r\n"
-        )
-    return out + b"--" + BOUNDARY + b"--\r\n"
+    return form_body(parts, BOUNDARY.decode())
 
 
 async def split(data: bytes, rng: random.Random) -> AsyncIterator[bytes]:

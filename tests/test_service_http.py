@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from service.app import create_app
 from service.settings import Settings
 from tests.modelfactory import ModelFixture, dense_model, every_dtype_model, sharded_model
+from tests.support.formdata import form_body
 
 ORIGIN = "http://page.example"
 BOUNDARY = "----formdata-undici-0123456789"
@@ -47,19 +48,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def multipart(parts: list[tuple[str, bytes]], boundary: str = BOUNDARY) -> bytes:
-    """A body laid out byte for byte as undici's FormData sends it (protocol doc §4)."""
-    body = b""
-    for name, data in parts:
-        kind = "application/json" if name == "model.json" else "application/octet-stream"
-        body += (
-            (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                f'filename="{name}"\r\nContent-Type: {kind}\r\n\r\n'
-            ).encode()
-            + data
-            + b"\r\n"
-        )
-    return body + f"--{boundary}--\r\n".encode()
+    return form_body(parts, boundary)
 
 
 def tfjs_body(model: ModelFixture) -> bytes:

@@ -142,7 +142,7 @@ class SeaweedS3:
     def stop(self) -> None:
         """Stop the server: terminate, then kill if it has not exited in time. Idempotent."""
         if self._process is not None:
-            _terminate(self._process)
+            terminate(self._process)
             self._process = None
         if self._log is not None:
             self._log.close()
@@ -191,7 +191,7 @@ class SeaweedS3:
             command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
         )
         # A last guard against stray servers if a test session dies without calling stop().
-        weakref.finalize(self, _terminate, self._process)
+        weakref.finalize(self, terminate, self._process)
 
     def _identities(self) -> dict[str, Any]:
         credentials = [{"accessKey": self.access_key, "secretKey": self.secret_key}]
@@ -282,7 +282,7 @@ def _is_free(port: int) -> bool:
     return True
 
 
-def _terminate(process: subprocess.Popen[bytes]) -> None:
+def terminate(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is not None:
         return
     process.terminate()
