@@ -12,11 +12,13 @@ import importlib
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
+from backends.concurrency import CallLimits
 from backends.errors import (
     InsufficientStorageError,
     InvalidKeyError,
     NotFoundError,
     PermissionDeniedError,
+    ReadOnlyStoreError,
     StorageError,
     UnavailableError,
 )
@@ -25,6 +27,7 @@ from backends.protocol import Backend, Capabilities, ListPage, ObjectInfo, Objec
 __all__ = [
     "KNOWN_SCHEMES",
     "Backend",
+    "CallLimits",
     "Capabilities",
     "InsufficientStorageError",
     "InvalidKeyError",
@@ -33,6 +36,7 @@ __all__ = [
     "ObjectInfo",
     "ObjectStream",
     "PermissionDeniedError",
+    "ReadOnlyStoreError",
     "StorageError",
     "UnavailableError",
     "UnknownSchemeError",
@@ -65,12 +69,15 @@ def backend_kind(url: str) -> str:
     return scheme
 
 
-def open_backend(url: str) -> Backend:
-    """Open the backend a URL names; raises UnknownSchemeError with the known schemes."""
+def open_backend(url: str, limits: CallLimits | None = None) -> Backend:
+    """Open the backend a URL names; raises UnknownSchemeError with the known schemes.
+
+    ``limits`` name the store in messages and bound the backend's blocking calls.
+    """
     module_name, factory_name = _REGISTRY[backend_kind(url)].split(":")
-    factory: Callable[[str, dict[str, str]], Backend]
+    factory: Callable[[str, dict[str, str], CallLimits | None], Backend]
     factory = getattr(importlib.import_module(module_name), factory_name)
-    return factory(_url_body(url), _url_options(url))
+    return factory(_url_body(url), _url_options(url), limits)
 
 
 def _url_body(url: str) -> str:

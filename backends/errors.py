@@ -10,6 +10,7 @@ botocore's ``ClientError``) into these at its edge, so nothing above
     ├── PermissionDeniedError    (also a PermissionError)
     ├── InsufficientStorageError the medium is full
     └── UnavailableError         (also a ConnectionError) the backend cannot be reached
+        └── ReadOnlyStoreError   the medium is read-only: loads work, saves cannot
 
 Each class carries a stable machine ``code``; the service maps classes to HTTP
 statuses in one table.
@@ -52,3 +53,9 @@ class UnavailableError(StorageError, ConnectionError):
     """The backend cannot be reached or answered with a server-side failure."""
 
     code = "unavailable"
+
+
+class ReadOnlyStoreError(UnavailableError):
+    """The medium is mounted or opened read-only; reads still work."""
+
+    code = "store_read_only"

@@ -9,22 +9,26 @@ from __future__ import annotations
 import asyncio
 import builtins
 import errno
+import logging
 import os
 import stat as stat_module
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import aiofiles
 
+from backends.concurrency import BlockingCalls, CallLimits, ThreadBound
 from backends.errors import (
     InsufficientStorageError,
     InvalidKeyError,
     NotFoundError,
     PermissionDeniedError,
+    ReadOnlyStoreError,
     StorageError,
+    UnavailableError,
 )
 from backends.keys import validate_key
 from backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
@@ -33,14 +37,21 @@ TEMP_PREFIX = ".modelshelf-tmp-"
 READ_CHUNK_BYTES = 1 << 20
 WRITE_BATCH_BYTES = 1 << 20
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 class LocalBackend:
     """Values stored as files below ``root``; keys are relative POSIX paths."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], limits: CallLimits | None = None) -> None:
         self.root = Path(root).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.limits = limits or CallLimits()
+        self._calls = BlockingCalls(self.limits, "file")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            if not self.root.is_dir():
+                raise _translated_error(self.limits.store, str(root), error) from error
         self.capabilities = Capabilities(
             persistent=True, shared=True, local_root=str(self.root), prefix_keys=False
         )
@@ -48,66 +59,80 @@ class LocalBackend:
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
         path = self._path(key)
         temp = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}")
-        with _translated(key, writing=True):
-            await _run(_make_parents, path)
-            handle = await aiofiles.open(temp, "wb")
+        with self._translated(key, writing=True):
+            await self._calls.run(_make_parents, path)
         try:
-            # Errors of the source propagate as they are; only our own I/O is translated.
-            pending: list[bytes] = []
-            pending_bytes = 0
-            async for chunk in chunks:
-                pending.append(chunk)
-                pending_bytes += len(chunk)
-                if pending_bytes >= WRITE_BATCH_BYTES:
-                    with _translated(key, writing=True):
-                        await handle.writelines(pending)  # one thread hop for many chunks
-                    pending, pending_bytes = [], 0
-            with _translated(key, writing=True):
-                await handle.writelines(pending)
-                await handle.flush()
-                await _run(os.fsync, handle.fileno())
-                await handle.close()
-                await _run(os.replace, temp, path)
-                return _info(key, await _run(os.stat, path))
+            with self._translated(key, writing=True):
+                handle = await self._calls.guarded(
+                    aiofiles.open(temp, "wb", executor=self._calls.executor)
+                )
+            try:
+                await self._write(key, handle, chunks)
+                with self._translated(key, writing=True):
+                    await self._calls.run(os.replace, temp, path)
+                    return _info(key, await self._calls.run(os.stat, path))
+            except BaseException:
+                await asyncio.shield(self._calls.guarded(_close_quietly(handle)))
+                raise
         except BaseException:
-            await handle.close()
-            await _run(_unlink_quietly, temp)
+            # Nothing of a failed put stays: no temp file, no folder it made (issue 8.3, 8.6).
+            await asyncio.shield(self._calls.run(_discard_temp, temp, self.root))
             raise
+
+    async def _write(self, key: str, handle: Any, chunks: AsyncIterable[bytes]) -> None:
+        # Errors of the source propagate as they are; only our own I/O is translated.
+        pending: list[bytes] = []
+        pending_bytes = 0
+        async for chunk in chunks:
+            pending.append(chunk)
+            pending_bytes += len(chunk)
+            if pending_bytes >= WRITE_BATCH_BYTES:
+                with self._translated(key, writing=True):
+                    await self._calls.guarded(handle.writelines(pending))  # one hop, many chunks
+                pending, pending_bytes = [], 0
+        with self._translated(key, writing=True):
+            await self._calls.guarded(handle.writelines(pending))
+            await self._calls.guarded(handle.flush())
+            await self._calls.run(os.fsync, handle.fileno())
+            await self._calls.guarded(handle.close())  # a full disk can fail here too
 
     async def get(self, key: str) -> ObjectStream:
         path = self._path(key)
-        with _translated(key):
-            handle = await aiofiles.open(path, "rb")
+        with self._translated(key):
+            file = await self._calls.run(_open_for_reading, path)
+            handle = ThreadBound(self._calls, file, _close)
             try:
-                info = _info(key, await _run(os.fstat, handle.fileno()))
+                info = _info(key, await handle.run(_fstat))
             except BaseException:
-                await handle.close()
+                handle.close_soon()
                 raise
-        return ObjectStream(info, _read_chunks(handle, key), release=handle.close)
+        return ObjectStream(
+            info, _read_chunks(handle, self._translated, key), release=_releaser(handle)
+        )
 
     async def head(self, key: str) -> ObjectInfo:
         path = self._path(key)
-        with _translated(key):
-            stat = await _run(os.stat, path)
+        with self._translated(key):
+            stat = await self._calls.run(os.stat, path)
             if not stat_module.S_ISREG(stat.st_mode):
                 raise NotFoundError(f"no value at key {key!r}")
             return _info(key, stat)
 
     async def delete(self, key: str) -> None:
         path = self._path(key)
-        with _translated(key):
-            await _run(os.unlink, path)
-            await _run(_prune_empty_parents, path.parent, self.root)
+        with self._translated(key, writing=True):
+            await self._calls.run(os.unlink, path)
+            await self._calls.run(_prune_empty_parents, path.parent, self.root)
 
     async def list(
         self, prefix: str = "", *, start_after: str | None = None, limit: int = 1000
     ) -> ListPage:
-        with _translated(prefix):
-            keys = await _run(self._sorted_keys, prefix)
+        with self._translated(prefix):
+            keys = await self._calls.run(self._sorted_keys, prefix)
         if start_after is not None:
             keys = [key for key in keys if key > start_after]
-        with _translated(prefix):
-            items = await _run(self._described, keys, limit)
+        with self._translated(prefix):
+            items = await self._calls.run(self._described, keys, limit)
         more = bool(items) and keys[-1] != items[-1].key and len(items) == limit
         return ListPage(items, items[-1].key if more else None)
 
@@ -124,7 +149,10 @@ class LocalBackend:
         return items
 
     async def close(self) -> None:
-        return None
+        self._calls.shutdown()
+
+    def _translated(self, key: str, *, writing: bool = False) -> AbstractContextManager[None]:
+        return _translated(self.limits.store, key, writing=writing)
 
     def _path(self, key: str) -> Path:
         validate_key(key)
@@ -144,13 +172,50 @@ def _walk_keys(folder: Path, root: Path) -> Iterator[str]:
                 yield (Path(dirpath) / filename).relative_to(root).as_posix()
 
 
-async def _read_chunks(handle: Any, key: str) -> AsyncIterator[bytes]:
+async def _read_chunks(
+    handle: ThreadBound[BinaryIO],
+    translated: Callable[[str], AbstractContextManager[None]],
+    key: str,
+) -> AsyncIterator[bytes]:
     try:
-        with _translated(key):
-            while chunk := await handle.read(READ_CHUNK_BYTES):
+        with translated(key):
+            while chunk := await handle.run(_read_block):
                 yield chunk
     finally:
+        handle.close_soon()  # no await: safe in a cancelled task
+
+
+def _open_for_reading(path: Path) -> BinaryIO:
+    return path.open("rb")
+
+
+def _fstat(file: BinaryIO) -> os.stat_result:
+    return os.fstat(file.fileno())
+
+
+def _read_block(file: BinaryIO) -> bytes:
+    return file.read(READ_CHUNK_BYTES)
+
+
+def _close(file: BinaryIO) -> None:
+    file.close()
+
+
+def _releaser(handle: ThreadBound[BinaryIO]) -> Callable[[], Awaitable[None]]:
+    async def release() -> None:
+        handle.close_soon()
+
+    return release
+
+
+async def _close_quietly(handle: Any) -> None:
+    with suppress(OSError):  # ENOSPC flushing the buffer: the put fails anyway
         await handle.close()
+
+
+def _discard_temp(temp: Path, root: Path) -> None:
+    temp.unlink(missing_ok=True)
+    _prune_empty_parents(temp.parent, root)
 
 
 def _make_parents(path: Path) -> None:
@@ -170,33 +235,39 @@ def _prune_empty_parents(folder: Path, root: Path) -> None:
         folder = folder.parent
 
 
-def _unlink_quietly(path: Path) -> None:
-    path.unlink(missing_ok=True)
-
-
 def _info(key: str, stat: os.stat_result) -> ObjectInfo:
     etag = f"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{stat.st_size:x}"
     return ObjectInfo(key, stat.st_size, etag)
 
 
-async def _run(function: Callable[..., T], *args: Any) -> T:
-    return await asyncio.to_thread(function, *args)
-
-
-_ERRNO_TABLE: dict[int, type[StorageError]] = {
-    errno.ENOENT: NotFoundError,
-    errno.EISDIR: NotFoundError,
-    errno.EACCES: PermissionDeniedError,
-    errno.EPERM: PermissionDeniedError,
-    errno.EROFS: PermissionDeniedError,
-    errno.ENOSPC: InsufficientStorageError,
-    errno.EDQUOT: InsufficientStorageError,
-    errno.ENAMETOOLONG: InvalidKeyError,
+_FULL = "has no space left on its disk; free space or remove models, then save again"
+# errno -> (error class, what the client is told; the log keeps the path)
+_ERRNO_TABLE: dict[int, tuple[type[StorageError], str]] = {
+    errno.ENOENT: (NotFoundError, ""),
+    errno.EISDIR: (NotFoundError, ""),
+    errno.EACCES: (PermissionDeniedError, "was refused access to its folder"),
+    errno.EPERM: (PermissionDeniedError, "was refused access to its folder"),
+    errno.EROFS: (
+        ReadOnlyStoreError,
+        "is on a read-only file system: loads work, saves and removals do not",
+    ),
+    errno.ENOSPC: (InsufficientStorageError, _FULL),
+    errno.EDQUOT: (InsufficientStorageError, _FULL),
+    errno.ENAMETOOLONG: (InvalidKeyError, "cannot store a path this long"),
+    errno.EIO: (UnavailableError, "had a disk I/O error; try again later"),
 }
 
 
+def _translated_error(store: str, key: str, error: OSError) -> StorageError:
+    kind, what = _ERRNO_TABLE.get(error.errno or 0, (StorageError, "failed"))
+    if kind is NotFoundError:
+        return NotFoundError(f"no value at key {key!r}")
+    logger.warning("file store %r failed at key %r: %s", store, key, error)
+    return kind(f"store {store!r} {what}")
+
+
 @contextmanager
-def _translated(key: str, *, writing: bool = False) -> Iterator[None]:
+def _translated(store: str, key: str, *, writing: bool = False) -> Iterator[None]:
     """Turn OSError into the backend-neutral tree."""
     try:
         yield
@@ -211,12 +282,11 @@ def _translated(key: str, *, writing: bool = False) -> Iterator[None]:
             raise InvalidKeyError(f"key {key!r} runs through an existing value") from None
         raise NotFoundError(f"no value at key {key!r}") from None
     except OSError as error:
-        kind = _ERRNO_TABLE.get(error.errno or 0, StorageError)
-        raise kind(f"{error.strerror or 'storage error'}: key {key!r}") from error
+        raise _translated_error(store, key, error) from error
 
 
-def from_url(body: str, options: dict[str, str]) -> LocalBackend:
+def from_url(body: str, options: dict[str, str], limits: CallLimits | None = None) -> LocalBackend:
     """``file://PATH``: relative paths are taken from the working directory."""
     if not body:
         raise InvalidKeyError("file:// needs a folder, e.g. file://./data/models")
-    return LocalBackend(body)
+    return LocalBackend(body, limits)

@@ -84,6 +84,6 @@ async def _chunked(value: bytes) -> AsyncIterator[bytes]:
         yield bytes(view[offset : offset + READ_CHUNK_BYTES])
 
 
-def from_url(body: str, options: dict[str, str]) -> MemoryBackend:
+def from_url(body: str, options: dict[str, str], limits: object = None) -> MemoryBackend:
     """``memory://`` takes no path and no options."""
     return MemoryBackend()

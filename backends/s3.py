@@ -13,8 +13,9 @@ URL options exist for tests and are discouraged: URLs end up in logs and process
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterable, Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,6 +31,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from backends.concurrency import BlockingCalls, CallLimits, ThreadBound
 from backends.errors import (
     InsufficientStorageError,
     InvalidKeyError,
@@ -56,10 +58,14 @@ MAX_PART_BYTES = 5 * 1024 * MIB
 # with a quarter of the memory per open stream, and matches the other backends.
 READ_CHUNK_BYTES = 1 * MIB
 MAX_POOL_CONNECTIONS = 16
+MAX_ATTEMPTS = 3  # with standard retries: a frozen server costs at most 3 read timeouts
+ABORT_WAIT_SECONDS = 2.0
+TRANSFER_DEADLINE_FACTOR = 6  # a part upload may take this many call deadlines
 MAX_LIST_PAGE = 1000  # S3 caps MaxKeys here
 URL_OPTIONS = ("endpoint_url", "region", "path_style", "part_size", "access_key", "secret_key")
 T = TypeVar("T")
 _ObjectInfos = list[ObjectInfo]  # an alias: inside S3Backend, ``list`` names the method
+logger = logging.getLogger(__name__)
 
 
 class S3Backend:
@@ -78,11 +84,14 @@ class S3Backend:
         access_key: str | None = None,
         secret_key: str | None = None,
         part_size: int = DEFAULT_PART_BYTES,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 60.0,
-        max_attempts: int = 5,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
+        limits: CallLimits | None = None,
     ) -> None:
         """A client for ``bucket``; ``path_style`` defaults to true when ``endpoint_url`` is set.
+
+        The socket timeouts default to the call deadline of ``limits`` (connect: at most 5 s).
 
         Raises:
             InvalidKeyError: a bad bucket, prefix, part size, endpoint or half a key pair.
@@ -95,13 +104,18 @@ class S3Backend:
         self.prefix = _normalised_prefix(prefix)
         self.endpoint_url = endpoint_url
         self.part_size = _checked_part_size(part_size)
+        self.limits = limits or CallLimits()
+        self._calls = BlockingCalls(self.limits, "s3")
+        self._transfer_deadline = (self.limits.timeout or 0) * TRANSFER_DEADLINE_FACTOR or None
+        self._unaborted: list[_MultipartUpload] = []
         self._bucket_seen = False
+        deadline = self.limits.timeout or 60.0
         config = Config(
             s3={"addressing_style": "path" if _path_style(path_style, endpoint_url) else "auto"},
             retries={"mode": "standard", "max_attempts": max_attempts},
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            max_pool_connections=MAX_POOL_CONNECTIONS,
+            connect_timeout=connect_timeout or min(5.0, deadline),
+            read_timeout=read_timeout or deadline,
+            max_pool_connections=max(MAX_POOL_CONNECTIONS, self.limits.threads),
         )
         credentials = {"aws_access_key_id": access_key, "aws_secret_access_key": secret_key}
         self._client = _new_client(endpoint_url, region, config, credentials)
@@ -109,7 +123,9 @@ class S3Backend:
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
         object_key = self._object_key(key)
-        upload = _MultipartUpload(self._client, self.bucket, object_key)
+        upload = _MultipartUpload(
+            self._client, self.bucket, object_key, self._calls, self._transfer_deadline
+        )
         with self._translated(key):
             try:
                 last_part = await _send_full_parts(upload, chunks, self.part_size)
@@ -117,48 +133,61 @@ class S3Backend:
                     return await self._put_single(key, object_key, last_part)
                 etag = await upload.complete(last_part)
             except BaseException:
-                await asyncio.shield(upload.abort())
+                if not await asyncio.shield(upload.abort()):
+                    self._unaborted.append(upload)
                 raise
+        await self._retry_aborts()
         # Some servers answer CompleteMultipartUpload without an ETag (s3-testing.md).
         return ObjectInfo(key, upload.size, _etag(etag)) if etag else await self.head(key)
+
+    async def _retry_aborts(self) -> None:
+        """Abort uploads whose abort failed while S3 was down, now that it answers again."""
+        pending, self._unaborted = self._unaborted, []
+        for upload in pending:
+            if not await upload.abort():
+                self._unaborted.append(upload)
 
     async def get(self, key: str) -> ObjectStream:
         object_key = self._object_key(key)
         with self._translated(key):
-            response = await asyncio.to_thread(
-                self._client.get_object, Bucket=self.bucket, Key=object_key
+            response = await self._calls.run(
+                partial(self._client.get_object, Bucket=self.bucket, Key=object_key)
             )
         info = ObjectInfo(key, response["ContentLength"], _etag(response["ETag"]))
-        return ObjectStream(info, _BodyChunks(response["Body"], partial(self._translated, key)))
+        body = ThreadBound(self._calls, response["Body"], _close_body)
+        chunks = _BodyChunks(body, partial(self._translated, key))
+        return ObjectStream(info, chunks, release=chunks.aclose)
 
     async def head(self, key: str) -> ObjectInfo:
         object_key = self._object_key(key)
         with self._translated(key):
-            size, etag = await asyncio.to_thread(self._head_object, object_key)
+            size, etag = await self._calls.run(self._head_object, object_key)
         return ObjectInfo(key, size, _etag(etag))
 
     async def delete(self, key: str) -> None:
         # S3 deletes are idempotent: HEAD first so a missing key raises NotFoundError.
         object_key = self._object_key(key)
         with self._translated(key):
-            await asyncio.to_thread(self._head_object, object_key)
-            await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=object_key)
+            await self._calls.run(self._head_object, object_key)
+            await self._calls.run(
+                partial(self._client.delete_object, Bucket=self.bucket, Key=object_key)
+            )
 
     async def list(
         self, prefix: str = "", *, start_after: str | None = None, limit: int = 1000
     ) -> ListPage:
         with self._translated(prefix):
-            found = await asyncio.to_thread(self._list_objects, prefix, start_after, limit + 1)
+            found = await self._calls.run(self._list_objects, prefix, start_after, limit + 1)
         items = found[:limit]
         return ListPage(items, items[-1].key if items and len(found) > limit else None)
 
     async def close(self) -> None:
+        self._calls.shutdown()
         self._client.close()
 
     async def _put_single(self, key: str, object_key: str, data: bytes) -> ObjectInfo:
-        response = await asyncio.to_thread(
-            self._client.put_object, Bucket=self.bucket, Key=object_key, Body=data
-        )
+        put_object = partial(self._client.put_object, Bucket=self.bucket, Key=object_key, Body=data)
+        response = await self._calls.wait(self._calls.start(put_object), self._transfer_deadline)
         return ObjectInfo(key, len(data), _etag(response["ETag"]))
 
     # -- blocking parts, run in worker threads ---------------------------------------------
@@ -212,20 +241,29 @@ class S3Backend:
         return object_key
 
     def _translated(self, key: str) -> AbstractContextManager[None]:
-        return _translated(self.bucket, self.endpoint_url or "AWS S3", key)
+        return _translated(self.limits.store, self.bucket, self.endpoint_url or "AWS S3", key)
 
 
 class _MultipartUpload:
     """One multipart upload, created with its first part; one S3 call in flight at a time."""
 
-    def __init__(self, client: S3Client, bucket: str, object_key: str) -> None:
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        object_key: str,
+        calls: BlockingCalls,
+        deadline: float | None,
+    ) -> None:
         self._client = client
         self._bucket = bucket
         self._key = object_key
+        self._calls = calls
+        self._deadline = deadline
         self.upload_id: str | None = None
         self.size = 0
         self._parts: list[CompletedPartTypeDef] = []
-        self._in_flight: asyncio.Future[Any] | None = None
+        self._in_flight: Any = None  # the concurrent future of the call in a thread
 
     async def send_part(self, data: bytes) -> None:
         await self._call(self._send_part, data)
@@ -235,26 +273,39 @@ class _MultipartUpload:
         await self.send_part(last_part)
         return await self._call(self._complete)
 
-    async def abort(self) -> None:
-        """Abort once no call is in flight, so no part lands after the abort. Never raises."""
-        if self._in_flight is not None:
-            await asyncio.wait([self._in_flight])
-            if not self._in_flight.cancelled():
-                self._in_flight.exception()  # retrieved: the caller raises its own error
-        if self.upload_id is not None:
-            with suppress(Exception):
-                await asyncio.to_thread(
-                    self._client.abort_multipart_upload,
-                    Bucket=self._bucket,
-                    Key=self._key,
-                    UploadId=self.upload_id,
-                )
+    async def abort(self) -> bool:
+        """Abort once no call is in flight, so no part lands after the abort.
+
+        Never raises; False when S3 could not be told (it is down), so the caller can try
+        again later.
+        """
+        if self._in_flight is not None and not self._in_flight.done():
+            # A call stuck on a frozen server ends within the client's socket timeouts; do
+            # not hold the client's answer for that long: the retry comes after a later put.
+            await asyncio.wait([asyncio.wrap_future(self._in_flight)], timeout=ABORT_WAIT_SECONDS)
+            if not self._in_flight.done():
+                return False
+        if self.upload_id is None:
+            return True
+        abort = partial(
+            self._client.abort_multipart_upload,
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self.upload_id,
+        )
+        try:
+            await self._calls.run(abort)
+        except ClientError as error:
+            return _code(error) in ("NoSuchUpload", "404")  # already gone is aborted
+        except Exception:
+            logger.warning("could not abort the S3 upload of %r yet; will retry", self._key)
+            return False
+        return True
 
     async def _call(self, function: Callable[..., T], *args: Any) -> T:
-        # Shielded: a cancelled put must not leave a thread uploading behind the abort.
-        future: asyncio.Future[T] = asyncio.ensure_future(asyncio.to_thread(function, *args))
-        self._in_flight = future
-        return await asyncio.shield(future)
+        # Tracked: a cancelled put must not leave a thread uploading behind the abort.
+        self._in_flight = self._calls.start(function, *args)
+        return await asyncio.shield(self._calls.wait(self._in_flight, self._deadline))
 
     def _send_part(self, data: bytes) -> None:
         if self.upload_id is None:
@@ -301,7 +352,9 @@ class _BodyChunks:
     """The chunks of one object body; closing it releases the HTTP connection."""
 
     def __init__(
-        self, body: StreamingBody, translated: Callable[[], AbstractContextManager[None]]
+        self,
+        body: ThreadBound[StreamingBody],
+        translated: Callable[[], AbstractContextManager[None]],
     ) -> None:
         self._body = body
         self._translated = translated
@@ -310,15 +363,27 @@ class _BodyChunks:
         return self
 
     async def __anext__(self) -> bytes:
-        with self._translated():
-            chunk: bytes = await asyncio.to_thread(self._body.read, READ_CHUNK_BYTES)
+        try:
+            with self._translated():
+                chunk: bytes = await self._body.run(_read_block)
+        except BaseException:
+            self._body.close_soon()
+            raise
         if not chunk:
-            self._body.close()
+            self._body.close_soon()
             raise StopAsyncIteration
         return chunk
 
     async def aclose(self) -> None:
-        self._body.close()
+        self._body.close_soon()  # no await: safe in a cancelled task
+
+
+def _read_block(body: StreamingBody) -> bytes:
+    return body.read(READ_CHUNK_BYTES)
+
+
+def _close_body(body: StreamingBody) -> None:
+    body.close()
 
 
 def _new_client(
@@ -369,18 +434,21 @@ def _code(error: ClientError) -> str:
 
 # -- error translation at the module edge --------------------------------------------------
 
+# Messages go to clients: they name the store, never the endpoint, bucket or key; the
+# server log has those (issue 8.8).
 _NO_BUCKET = (
-    "S3 bucket {bucket!r} does not exist at {endpoint}: create it "
-    "(e.g. `aws s3 mb s3://{bucket}`) or fix the bucket in the backend URL"
+    "store {store!r} cannot find its S3 bucket: the server's operator must create it "
+    "(e.g. `aws s3 mb s3://BUCKET`) or fix the bucket in the store's URL"
 )
 _DENIED = (
-    "S3 at {endpoint} refused access to bucket {bucket!r} ({code}): check the credentials "
-    "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the AWS profile) and the bucket policy"
+    "store {store!r} was refused access by S3 ({code}): the server's operator must check "
+    "the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the AWS profile) and "
+    "the bucket policy"
 )
-_BUSY = "S3 at {endpoint} is unavailable ({code}: {message}); try again later"
+_BUSY = "store {store!r} is unavailable (S3 answered {code}); try again later"
 _NOT_FOUND = "no value at key {key!r}"
-_PRECONDITION = "S3 precondition failed for key {key!r} ({code})"
-_TOO_LARGE = "the value for key {key!r} is larger than S3 at {endpoint} accepts ({code})"
+_PRECONDITION = "store {store!r}: an S3 precondition failed ({code})"
+_TOO_LARGE = "store {store!r}: the value is larger than its S3 server accepts ({code})"
 
 # ClientError code -> (error class, message template)
 _CLIENT_ERRORS: dict[str, tuple[type[StorageError], str]] = {
@@ -403,41 +471,42 @@ _CLIENT_ERRORS: dict[str, tuple[type[StorageError], str]] = {
 
 
 @contextmanager
-def _translated(bucket: str, endpoint: str, key: str) -> Iterator[None]:
-    """Turn botocore's errors into the backend-neutral tree."""
+def _translated(store: str, bucket: str, endpoint: str, key: str) -> Iterator[None]:
+    """Turn botocore's errors into the backend-neutral tree; the detail goes to the log."""
     try:
         yield
     except ClientError as error:
-        raise _client_error(error, bucket, endpoint, key) from error
+        translated = _client_error(error, store, key)
+        if not isinstance(translated, NotFoundError):
+            logger.warning("S3 %s bucket %r key %r: %s", endpoint, bucket, key, error)
+        raise translated from error
     except BotoCoreError as error:
-        raise _botocore_error(error, endpoint, key) from error
+        logger.warning("S3 %s bucket %r key %r: %s", endpoint, bucket, key, error)
+        raise _botocore_error(error, store) from error
 
 
-def _client_error(error: ClientError, bucket: str, endpoint: str, key: str) -> StorageError:
+def _client_error(error: ClientError, store: str, key: str) -> StorageError:
     code = _code(error) or "unknown"
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     fallback = (UnavailableError, _BUSY) if status >= 500 else (StorageError, "")
     kind, template = _CLIENT_ERRORS.get(code, fallback)
-    message = error.response.get("Error", {}).get("Message", "")
     if not template:
-        return kind(f"S3 at {endpoint} failed for key {key!r}: {code}: {message}")
-    return kind(
-        template.format(bucket=bucket, endpoint=endpoint, key=key, code=code, message=message)
-    )
+        return kind(f"store {store!r} failed: S3 answered {code}")
+    return kind(template.format(store=store, key=key, code=code))
 
 
-def _botocore_error(error: BotoCoreError, endpoint: str, key: str) -> StorageError:
+def _botocore_error(error: BotoCoreError, store: str) -> StorageError:
     if isinstance(error, NoCredentialsError | PartialCredentialsError):
         return PermissionDeniedError(
-            f"no usable S3 credentials ({error}): set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY, or an AWS profile or role"
+            f"store {store!r} has no usable S3 credentials: the server's operator must set "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or an AWS profile or role"
         )
     if isinstance(error, BotoConnectionError | HTTPClientError | IncompleteReadError):
-        return UnavailableError(f"cannot reach S3 at {endpoint}: {error}")
-    return StorageError(f"S3 client failed for key {key!r}: {error}")
+        return UnavailableError(f"store {store!r} cannot reach its S3 server; try again later")
+    return StorageError(f"store {store!r} failed: the S3 client gave up ({type(error).__name__})")
 
 
-def from_url(body: str, options: dict[str, str]) -> S3Backend:
+def from_url(body: str, options: dict[str, str], limits: CallLimits | None = None) -> S3Backend:
     """``s3://BUCKET[/PREFIX]?endpoint_url=URL&region=R&path_style=true&part_size=BYTES``."""
     bucket, _, prefix = body.partition("/")
     if not bucket:
@@ -454,6 +523,7 @@ def from_url(body: str, options: dict[str, str]) -> S3Backend:
         access_key=options.get("access_key"),
         secret_key=options.get("secret_key"),
         part_size=_parse_int("part_size", options.get("part_size"), DEFAULT_PART_BYTES),
+        limits=limits,
     )
 
 

@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import logging
 import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from backends.concurrency import BlockingCalls, CallLimits, ThreadBound
 from backends.errors import (
     InsufficientStorageError,
     InvalidKeyError,
     NotFoundError,
     PermissionDeniedError,
+    ReadOnlyStoreError,
     StorageError,
     UnavailableError,
 )
@@ -36,6 +40,8 @@ READ_AHEAD_ROWS = 4
 WAL_LIMIT_BYTES = 64 << 20
 BATCH_BYTES = 4 * CHUNK_BYTES  # rows per write transaction, bounded memory per upload
 STALE_STAGING_SECONDS = 24 * 3600
+MAX_IDLE_READERS = 16
+MAX_BUSY_SECONDS = 5.0  # below a client's patience, and below the call deadline
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
@@ -55,31 +61,61 @@ class SqliteBackend:
 
     capabilities = Capabilities(persistent=True, shared=False)
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, limits: CallLimits | None = None) -> None:
         self.path = Path(path)
+        self.limits = limits or CallLimits()
+        self._calls = BlockingCalls(self.limits, "sqlite")
+        self._busy_seconds = min(MAX_BUSY_SECONDS, (self.limits.timeout or 10.0) / 2)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._checkpoint: asyncio.Task[None] | None = None
-        try:
+        self._idle_readers: list[sqlite3.Connection] = []
+        self._closing = False
+        self._undropped: set[int] = set()  # staging blobs a failed put could not drop yet
+        self.read_only = False
+        with contextlib.suppress(OSError):  # a read-only folder that exists is fine
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise UnavailableError(f"cannot create the folder of {self.path}: {error}") from error
-        with _translated("(database)"):
-            self._setup(self._connection())
+        with self._translated("(database)"):
+            try:
+                self._setup(self._connection())
+            except sqlite3.Error as error:
+                if not self._can_open_read_only(error):
+                    raise
+                logger.warning("%s is read-only: store %r serves loads only", path, self.store)
+
+    @property
+    def store(self) -> str:
+        return self.limits.store
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
         validate_key(key)
-        with _translated(key):
+        self._refuse_if_read_only()
+        with self._translated(key):
             blob_id = await self._run(self._new_blob)
             try:
                 size = await self._write_chunks(blob_id, chunks)
                 await self._run(self._commit_blob, key, blob_id, size)
             except BaseException:
-                await asyncio.shield(self._run(self._drop_blob, blob_id))
+                await asyncio.shield(self._drop_or_remember(blob_id))
                 raise
         self._checkpoint_soon()
         return ObjectInfo(key, size, _etag(blob_id))
+
+    async def _drop_or_remember(self, blob_id: int) -> None:
+        """Drop a failed put's staging rows; on a full disk, retry after the next put."""
+        try:
+            await self._run(self._drop_blob, blob_id)
+        except (sqlite3.Error, StorageError):
+            self._undropped.add(blob_id)
+            logger.warning("could not drop staging blob %s of %s yet", blob_id, self.path)
+
+    def _refuse_if_read_only(self) -> None:
+        if self.read_only:
+            raise ReadOnlyStoreError(
+                f"store {self.store!r} is read-only (its SQLite file or folder cannot be "
+                f"written): loads work, saves and removals do not; make it writable"
+            )
 
     def _checkpoint_soon(self) -> None:
         """Fold the WAL into the database in the background, one checkpoint at a time."""
@@ -88,50 +124,81 @@ class SqliteBackend:
 
     def _checkpoint_now(self) -> None:
         try:
-            self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
+            connection = self._connection()
+            for blob_id in list(self._undropped):
+                self._drop_blob(blob_id)
+                self._undropped.discard(blob_id)
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error:
             logger.warning("SQLite checkpoint of %s failed; the next put retries", self.path)
 
     async def get(self, key: str) -> ObjectStream:
         validate_key(key)
-        with _translated(key):
-            connection = await self._run(self._reader)
+        with self._translated(key):
+            reader = ThreadBound(self._calls, await self._run(self._reader), self._recycle)
             try:
-                blob_id, size = await _to_thread(_snapshot_row, connection, key)
+                blob_id, size = await reader.run(_snapshot_row, key)
             except BaseException:
-                connection.close()
+                reader.close_soon()
                 raise
         info = ObjectInfo(key, size, _etag(blob_id))
-        return ObjectStream(info, _read(connection, key, blob_id), release=_closer(connection))
+        chunks = _read(reader, blob_id, partial(self._translated, key))
+        return ObjectStream(info, chunks, release=_releaser(reader))
 
     async def head(self, key: str) -> ObjectInfo:
         validate_key(key)
-        with _translated(key):
+        with self._translated(key):
             blob_id, size = await self._run(lambda: _object_row(self._connection(), key))
         return ObjectInfo(key, size, _etag(blob_id))
 
     async def delete(self, key: str) -> None:
         validate_key(key)
-        with _translated(key):
+        self._refuse_if_read_only()
+        with self._translated(key):
             await self._run(self._delete, key)
 
     async def list(
         self, prefix: str = "", *, start_after: str | None = None, limit: int = 1000
     ) -> ListPage:
-        with _translated(prefix):
+        with self._translated(prefix):
             rows = await self._run(self._list_rows, prefix, start_after or "", limit + 1)
         items = [ObjectInfo(key, size, _etag(blob_id)) for key, blob_id, size in rows[:limit]]
         return ListPage(items, items[-1].key if len(rows) > limit else None)
 
     async def close(self) -> None:
         if self._checkpoint is not None:
-            await self._checkpoint
+            with contextlib.suppress(Exception):
+                await self._checkpoint
+        # Each connection is closed in a pool thread after the calls before it: never under
+        # a running query. A thread stuck on a lock gives up after the busy timeout.
+        with contextlib.suppress(Exception):
+            await self._calls.run(self._close_connections)
+        self._calls.shutdown()
+
+    def _close_connections(self) -> None:
         with self._lock:
-            for connection in self._connections:
+            self._closing = True
+            for connection in [*self._connections, *self._idle_readers]:
                 connection.close()
             self._connections.clear()
+            self._idle_readers.clear()
 
     # -- blocking parts, run in worker threads ---------------------------------------------
+
+    def _can_open_read_only(self, error: sqlite3.Error) -> bool:
+        """On a read-only medium, switch to read-only connections if the file can be read."""
+        code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+        if code not in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
+            return False
+        if not self.path.is_file():
+            return False
+        self.read_only = True
+        self._local = threading.local()
+        try:
+            self._connection().execute("SELECT count(*) FROM objects").fetchone()
+        except sqlite3.Error:
+            return False
+        return True
 
     def _setup(self, connection: sqlite3.Connection) -> None:
         # 1 MiB rows: large pages and a rowid table keep them out of long overflow chains
@@ -153,21 +220,57 @@ class SqliteBackend:
         return connection
 
     def _open(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            self.path, timeout=60, isolation_level=None, check_same_thread=False
-        )
+        connection = self._connect()
+        if self.read_only:
+            return self._remembered(connection)
         connection.execute("PRAGMA synchronous=NORMAL")
         # Checkpoints run after each put instead (see _checkpoint_soon): checkpointing in the
         # middle of a large put copies its pages twice while the client waits.
         connection.execute("PRAGMA wal_autocheckpoint=0")
         connection.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+        return self._remembered(connection)
+
+    def _remembered(self, connection: sqlite3.Connection) -> sqlite3.Connection:
         with self._lock:
             self._connections.append(connection)
         return connection
 
+    def _connect(self) -> sqlite3.Connection:
+        if not self.read_only:
+            target: str | Path = self.path
+        else:  # without -shm/-wal files on a read-only medium, only immutable=1 opens it
+            mode = "ro" if Path(f"{self.path}-shm").exists() else "ro&immutable=1"
+            target = f"{self.path.resolve().as_uri()}?mode={mode}"
+        return sqlite3.connect(
+            target,
+            timeout=self._busy_seconds,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=self.read_only,
+        )
+
     def _reader(self) -> sqlite3.Connection:
-        # A dedicated connection: the read transaction must outlive this thread hop.
-        return sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        # A connection of its own: the read transaction must outlive this thread hop. Kept
+        # for reuse: SQLite defers closing a file while others hold locks on it (POSIX
+        # locks are per process), so closed readers would pile up as open descriptors.
+        with self._lock:
+            if self._idle_readers:
+                return self._idle_readers.pop()
+        return self._connect()
+
+    def _recycle(self, reader: sqlite3.Connection) -> None:
+        """End a reader's snapshot and keep it for the next get; runs when no query does."""
+        try:
+            if reader.in_transaction:
+                reader.execute("ROLLBACK")
+        except sqlite3.Error:
+            reader.close()
+            return
+        with self._lock:
+            if not self._closing and len(self._idle_readers) < MAX_IDLE_READERS:
+                self._idle_readers.append(reader)
+                return
+        reader.close()
 
     def _new_blob(self) -> int:
         cursor = self._connection().execute(
@@ -237,7 +340,10 @@ class SqliteBackend:
         return [(str(key), int(blob_id), int(size)) for key, blob_id, size in rows]
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        return await _to_thread(function, *args)
+        return await self._calls.run(function, *args)
+
+    def _translated(self, key: str) -> AbstractContextManager[None]:
+        return _translated(self.store, key)
 
 
 def _object_row(connection: sqlite3.Connection, key: str) -> tuple[int, int]:
@@ -248,6 +354,7 @@ def _object_row(connection: sqlite3.Connection, key: str) -> tuple[int, int]:
 
 
 def _snapshot_row(connection: sqlite3.Connection, key: str) -> tuple[int, int]:
+    # The read transaction starts here and ends when the reader is closed.
     connection.execute("BEGIN")
     return _object_row(connection, key)
 
@@ -274,24 +381,28 @@ def _next_rows(connection: sqlite3.Connection, blob_id: int, seq: int) -> list[b
     return [bytes(row[0]) for row in rows]
 
 
-async def _read(connection: sqlite3.Connection, key: str, blob_id: int) -> AsyncIterator[bytes]:
+async def _read(
+    reader: ThreadBound[sqlite3.Connection],
+    blob_id: int,
+    translated: Callable[[], AbstractContextManager[None]],
+) -> AsyncIterator[bytes]:
     try:
         seq = 0
-        with _translated(key):
+        with translated():
             # A few rows per thread hop: the hop, not SQLite, dominates at 1 MiB a row.
-            while rows := await _to_thread(_next_rows, connection, blob_id, seq):
+            while rows := await reader.run(_next_rows, blob_id, seq):
                 for row in rows:
                     yield row
                 seq += len(rows)
     finally:
-        connection.close()
+        reader.close_soon()  # no await: safe in a cancelled task
 
 
-def _closer(connection: sqlite3.Connection) -> Callable[[], Awaitable[None]]:
-    async def close() -> None:
-        connection.close()  # idempotent; ends the read transaction
+def _releaser(reader: ThreadBound[sqlite3.Connection]) -> Callable[[], Awaitable[None]]:
+    async def release() -> None:
+        reader.close_soon()  # ends the read transaction once no query runs on it
 
-    return close
+    return release
 
 
 @contextmanager
@@ -300,45 +411,53 @@ def _transaction(connection: sqlite3.Connection, begin: str = "BEGIN") -> Iterat
     try:
         yield
     except BaseException:
-        connection.execute("ROLLBACK")
+        # SQLite has already rolled back on some errors (SQLITE_FULL): a second ROLLBACK
+        # would fail with "no transaction is active" and hide the real error.
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
-
-
-async def _to_thread(function: Callable[..., T], *args: Any) -> T:
-    return await asyncio.to_thread(function, *args)
 
 
 def _etag(blob_id: int) -> str:
     return f"b{blob_id}"
 
 
-_ERROR_CODES: dict[int, type[StorageError]] = {
-    sqlite3.SQLITE_BUSY: UnavailableError,
-    sqlite3.SQLITE_LOCKED: UnavailableError,
-    sqlite3.SQLITE_FULL: InsufficientStorageError,
-    sqlite3.SQLITE_READONLY: PermissionDeniedError,
-    sqlite3.SQLITE_PERM: PermissionDeniedError,
-    sqlite3.SQLITE_CANTOPEN: UnavailableError,
-    sqlite3.SQLITE_TOOBIG: InvalidKeyError,
+# SQLite primary result code -> (error class, what the client is told; the log keeps the rest)
+_ERROR_CODES: dict[int, tuple[type[StorageError], str]] = {
+    sqlite3.SQLITE_BUSY: (UnavailableError, "is locked by another process; try again later"),
+    sqlite3.SQLITE_LOCKED: (UnavailableError, "is locked; try again later"),
+    sqlite3.SQLITE_FULL: (
+        InsufficientStorageError,
+        "has no space left on its disk; free space or remove models, then save again",
+    ),
+    sqlite3.SQLITE_READONLY: (
+        ReadOnlyStoreError,
+        "is read-only: loads work, saves and removals do not; make its file writable",
+    ),
+    sqlite3.SQLITE_PERM: (PermissionDeniedError, "was refused access to its SQLite file"),
+    sqlite3.SQLITE_CANTOPEN: (UnavailableError, "cannot open its SQLite file"),
+    sqlite3.SQLITE_IOERR: (UnavailableError, "had a disk I/O error; try again later"),
+    sqlite3.SQLITE_TOOBIG: (InvalidKeyError, "cannot hold a value this large"),
 }
 
 
 @contextmanager
-def _translated(key: str) -> Iterator[None]:
-    """Turn sqlite3 and OS errors into the backend-neutral tree."""
+def _translated(store: str, key: str) -> Iterator[None]:
+    """Turn sqlite3 errors into the backend-neutral tree, with a message for the client."""
     try:
         yield
     except StorageError:
         raise
     except sqlite3.Error as error:
         primary = getattr(error, "sqlite_errorcode", 0) & 0xFF
-        kind = _ERROR_CODES.get(primary, StorageError)
-        raise kind(f"SQLite failed for key {key!r}: {error}") from error
+        kind, what = _ERROR_CODES.get(primary, (StorageError, "failed"))
+        logger.warning("SQLite error in store %r at key %r: %s", store, key, error)
+        raise kind(f"store {store!r} {what}") from error
 
 
-def from_url(body: str, options: dict[str, str]) -> SqliteBackend:
+def from_url(body: str, options: dict[str, str], limits: CallLimits | None = None) -> SqliteBackend:
     """``sqlite://PATH``: relative paths are taken from the working directory."""
     if not body:
         raise InvalidKeyError("sqlite:// needs a file path, e.g. sqlite://./data/indexeddb.sqlite")
-    return SqliteBackend(body)
+    return SqliteBackend(body, limits)

@@ -11,17 +11,17 @@ from modelstore import ModelStore, Shelf
 from service.settings import Settings
 
 
-def get_shelf(request: Request) -> Shelf:
+async def get_shelf(request: Request) -> Shelf:
     shelf: Shelf = request.app.state.shelf
     return shelf
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_store(store: str, shelf: Annotated[Shelf, Depends(get_shelf)]) -> ModelStore:
+async def get_store(store: str, shelf: Annotated[Shelf, Depends(get_shelf)]) -> ModelStore:
     return shelf.store(store)
 
 
