@@ -80,8 +80,7 @@ class BlockingCalls:
 
     def _late(self, seconds: float | None) -> UnavailableError:
         return UnavailableError(
-            f"store {self.limits.store!r} did not answer within {seconds or 0:g} s; "
-            f"try again later"
+            f"store {self.limits.store!r} did not answer within {seconds or 0:g} s; try again later"
         )
 
     def shutdown(self) -> None:

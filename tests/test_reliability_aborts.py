@@ -11,7 +11,7 @@ import random
 import socket
 import struct
 import time
-from pathlib import Path
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -30,7 +30,7 @@ STORES = ["file", "indexeddb", pytest.param("s3", marks=pytest.mark.s3)]
 @pytest.fixture(scope="module")
 def storm_server(
     tmp_path_factory: pytest.TempPathFactory, seaweed: object
-) -> object:  # pragma: no cover - fixture plumbing
+) -> Iterator[ServerProcess]:
     workdir = tmp_path_factory.mktemp("aborts")
     with server_process(every_store(workdir, seaweed, "aborts"), workdir) as server:
         yield server
@@ -83,7 +83,9 @@ def _settled_fds(server: ServerProcess, ceiling: int, timeout: float = 15.0) -> 
 
 
 @pytest.mark.parametrize("store", STORES)
-def test_download_abort_storm_leaves_the_server_whole(storm_server: ServerProcess, store: str) -> None:
+def test_download_abort_storm_leaves_the_server_whole(
+    storm_server: ServerProcess, store: str
+) -> None:
     server = storm_server
     path, data = _save_big_model(server, store)
     port = int(server.url.rsplit(":", 1)[1])
