@@ -29,6 +29,7 @@ ERROR_STATUS: dict[str, int] = {
     "unknown_store": 404,
     "route_not_found": 404,
     "method_not_allowed": 405,
+    "request_timeout": 408,
     "conflict": 409,
     "payload_too_large": 413,
     "unsupported_media_type": 415,

@@ -15,6 +15,7 @@ from backends import open_backend
 from modelstore import ModelStore, Shelf
 from modelstore.layout import MODEL_JSON, RESERVED_PREFIX
 from schemas.artifacts import ModelArtifacts
+from service.body_timeout import BodyIdleTimeoutMiddleware
 from service.errors import InternalErrorMiddleware, ServiceError, install_error_handlers
 from service.routes import admin, models
 from service.routing import FALLBACK_ROUTE_NAME, allowed_methods
@@ -81,6 +82,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.openapi = partial(_openapi_with_request_schemas, app)  # type: ignore[method-assign]
     install_error_handlers(app)
+    # Innermost: its 408 is answered by the error handlers, inside CORS like every error.
+    app.add_middleware(
+        BodyIdleTimeoutMiddleware, idle_timeout_seconds=settings.body_idle_timeout_seconds
+    )
     app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(
         CORSMiddleware,

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from service.settings import load_settings
 
@@ -21,17 +22,19 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def serve(args: argparse.Namespace) -> None:
     """Run uvicorn with the app built from the settings."""
-    from service.app import create_app
+    from service.server import server_config
 
     try:
         settings = load_settings(args.config)
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"modelshelf: {error}") from None
-    host = args.host or settings.host
-    port = args.port if args.port is not None else settings.port
-    app = create_app(settings)
-    print(f"modelshelf: stores {', '.join(settings.store_urls())} on http://{host}:{port}")
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level, proxy_headers=True)
+    config = server_config(settings, host=args.host, port=args.port, log_level=args.log_level)
+    stores = ", ".join(settings.store_urls())
+    print(f"modelshelf: stores {stores} on http://{config.host}:{config.port}")
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

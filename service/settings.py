@@ -42,6 +42,23 @@ class Settings(BaseSettings):
         default=64 * MiB, description="Largest application/json save (base64 weights in memory)"
     )
     max_model_json_bytes: int = Field(default=64 * MiB, description="Largest model.json part")
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="The whole request head must arrive within this many seconds of the "
+        "connection opening or of the previous response ending (408, then closed)",
+    )
+    body_idle_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest pause between two body chunks of an upload (408, save discarded)",
+    )
+    keep_alive_timeout_seconds: int = Field(
+        default=5,
+        gt=0,
+        description="How long an idle keep-alive connection stays open (uvicorn's "
+        "timeout_keep_alive); above a load balancer's idle timeout when behind one",
+    )
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     cors_allow_credentials: bool = False
     host: str = "127.0.0.1"

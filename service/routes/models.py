@@ -45,6 +45,7 @@ _SAVE_ERRORS = error_responses(
     "payload_too_large",
     "unsupported_media_type",
     "quota_exceeded",
+    "request_timeout",
     "unavailable",
 )
 _WEIGHT_CONTENT = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}

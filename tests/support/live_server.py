@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from service.app import create_app
+from service.server import server_config
 from service.settings import Settings
 
 
@@ -22,11 +22,12 @@ def free_port() -> int:
 
 @contextmanager
 def live_server(settings: Settings) -> Iterator[str]:
-    """Serve the app on 127.0.0.1 until the block ends; yields the base URL (no trailing /)."""
+    """Serve the app as ``modelshelf serve`` does, on 127.0.0.1 until the block ends.
+
+    Yields the base URL (no trailing /).
+    """
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
+    config = server_config(settings, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()

@@ -1,0 +1,29 @@
+"""The uvicorn configuration built from Settings: one for ``modelshelf serve`` and the tests."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from service.app import create_app
+from service.header_timeout import header_timeout_protocol
+from service.settings import Settings
+
+
+def server_config(
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    log_level: str = "info",
+) -> uvicorn.Config:
+    """The app on uvicorn's h11 server, with the settings' head and keep-alive timeouts."""
+    return uvicorn.Config(
+        create_app(settings),
+        host=host or settings.host,
+        port=settings.port if port is None else port,
+        http=header_timeout_protocol(settings.header_timeout_seconds),
+        timeout_keep_alive=settings.keep_alive_timeout_seconds,
+        proxy_headers=True,
+        log_level=log_level,
+        lifespan="on",
+    )
