@@ -36,6 +36,7 @@ from backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
 TEMP_PREFIX = ".modelshelf-tmp-"
 READ_CHUNK_BYTES = 1 << 20
 WRITE_BATCH_BYTES = 1 << 20
+PARENT_ATTEMPTS = 5
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
@@ -59,13 +60,9 @@ class LocalBackend:
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
         path = self._path(key)
         temp = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}")
-        with self._translated(key, writing=True):
-            await self._calls.run(_make_parents, path)
         try:
             with self._translated(key, writing=True):
-                handle = await self._calls.guarded(
-                    aiofiles.open(temp, "wb", executor=self._calls.executor)
-                )
+                handle = await self._open_temp(path, temp)
             try:
                 await self._write(key, handle, chunks)
                 with self._translated(key, writing=True):
@@ -78,6 +75,18 @@ class LocalBackend:
             # Nothing of a failed put stays: no temp file, no folder it made (issue 8.3, 8.6).
             await asyncio.shield(self._calls.run(_discard_temp, temp, self.root))
             raise
+
+    async def _open_temp(self, path: Path, temp: Path) -> Any:
+        for attempt in range(PARENT_ATTEMPTS):
+            await self._calls.run(_make_parents, path)
+            try:
+                return await self._calls.guarded(
+                    aiofiles.open(temp, "wb", executor=self._calls.executor)
+                )
+            except FileNotFoundError:  # a concurrent delete pruned the new folder: again
+                if attempt == PARENT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _write(self, key: str, handle: Any, chunks: AsyncIterable[bytes]) -> None:
         # Errors of the source propagate as they are; only our own I/O is translated.

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from backends.keys import MAX_KEY_BYTES
+
 
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
@@ -37,12 +39,14 @@ class Capabilities:
         local_root: the folder holding the values as plain files, if any.
         prefix_keys: a key may also be the prefix folder of other keys (``a`` and ``a/b``);
             false for file systems, where ``a`` cannot be both a file and a folder.
+        max_key_bytes: the longest key (UTF-8) this backend stores, after its own prefix.
     """
 
     persistent: bool
     shared: bool
     local_root: str | None = None
     prefix_keys: bool = True
+    max_key_bytes: int = MAX_KEY_BYTES
 
 
 @dataclass(slots=True)

@@ -71,8 +71,6 @@ logger = logging.getLogger(__name__)
 class S3Backend:
     """Values stored as objects ``prefix + key`` in one bucket."""
 
-    capabilities = Capabilities(persistent=True, shared=True)
-
     def __init__(
         self,
         bucket: str,
@@ -102,6 +100,11 @@ class S3Backend:
             raise InvalidKeyError("give both access_key and secret_key, or neither")
         self.bucket = bucket
         self.prefix = _normalised_prefix(prefix)
+        self.capabilities = Capabilities(
+            persistent=True,
+            shared=True,
+            max_key_bytes=MAX_KEY_BYTES - len(self.prefix.encode("utf-8", "surrogatepass")),
+        )
         self.endpoint_url = endpoint_url
         self.part_size = _checked_part_size(part_size)
         self.limits = limits or CallLimits()

@@ -13,6 +13,7 @@
     ├── SameSourceAndDestinationError
     ├── PayloadTooLargeError
     ├── QuotaExceededError
+    ├── VersionFilesMissingError       a committed version lost a file (restore or remove it)
     └── IntegrityError                 a copy arrived with other bytes than were sent
 
 Every class has a stable ``code``; ``schemas.errors.ERROR_STATUS`` maps codes to HTTP.
@@ -69,3 +70,7 @@ class QuotaExceededError(StorageError):
 
 class IntegrityError(StorageError):
     code = "integrity_error"
+
+
+class VersionFilesMissingError(StorageError):
+    code = "version_files_missing"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from backends.errors import InvalidKeyError
 from backends.keys import validate_key
-from modelstore.errors import InvalidNameError
+from modelstore.errors import InvalidModelError, InvalidNameError
 
 CATALOG = "~models"
 VERSIONS_SEGMENT = "~v"
@@ -40,6 +40,38 @@ def validate_model_name(name: str) -> str:
                 f"invalid model name {name!r}: 'model.json' is reserved for the model file"
             )
     return name
+
+
+# Every version id has this length (modelstore.version_ids), so key lengths are known early.
+SAMPLE_VERSION_ID = "20261126T003136123456Z-1a2b3c4d"
+CATALOG_FILES = (MODEL_JSON, RECORD_JSON)
+
+
+def check_key_room(name: str, max_key_bytes: int) -> None:
+    """Refuse a name whose internal keys would not fit the backend (before any byte is stored)."""
+    longest = max(
+        (f"{catalog_prefix(name)}{SAMPLE_VERSION_ID}/{file}" for file in CATALOG_FILES), key=len
+    )
+    spare = max_key_bytes - _key_bytes(longest)
+    if spare < 0:
+        raise InvalidNameError(
+            f"the model name is too long for this store by {-spare} bytes (UTF-8): its "
+            f"internal keys must fit in {max_key_bytes} bytes; shorten the name"
+        )
+
+
+def check_weight_key_room(name: str, path: str, max_key_bytes: int) -> None:
+    """Refuse a weight path that, under this name, would make a key the backend cannot hold."""
+    key = weight_file_key(name, SAMPLE_VERSION_ID, path)
+    if _key_bytes(key) > max_key_bytes:
+        raise InvalidModelError(
+            f"weight path {path!r} is too long for a model of this name in this store "
+            f"({_key_bytes(key) - max_key_bytes} bytes over); shorten the path or the name"
+        )
+
+
+def _key_bytes(key: str) -> int:
+    return len(key.encode("utf-8", "surrogatepass"))
 
 
 def published_model_json_key(name: str) -> str:

@@ -9,6 +9,7 @@ from modelstore import layout
 from modelstore.errors import (
     IntegrityError,
     InvalidModelUrlError,
+    ModelNotFoundError,
     SameSourceAndDestinationError,
     UnknownStoreError,
 )
@@ -72,7 +73,9 @@ class Shelf:
         source_ref, destination_ref = self._transfer_refs(source, destination)
         version_ids = await source_ref.store.version_ids(source_ref.name)
         if not version_ids:
-            await source_ref.store.versions(source_ref.name)  # raises ModelNotFoundError
+            # Not versions(): a save landing meanwhile would make it return, and the move
+            # would go on with nothing to move (the 500 of issue 8.9).
+            raise ModelNotFoundError(f"there is no model {source_ref.url!r}")
         copies: list[VersionInfo] = []
         try:
             for version_id in version_ids:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from backends.errors import NotFoundError, StorageError
+from backends.errors import NotFoundError, StorageError, UnavailableError
 from backends.ops import delete_if_present, iter_keys, put_bytes, read_all
 from backends.protocol import Backend, ObjectStream
 from modelstore import layout
@@ -19,7 +20,7 @@ from modelstore.errors import (
     InvalidModelError,
     ModelNotFoundError,
     PayloadTooLargeError,
-    QuotaExceededError,
+    VersionFilesMissingError,
     VersionNotFoundError,
     WeightFileNotFoundError,
 )
@@ -30,6 +31,7 @@ from modelstore.manifest import (
     normalize_weight_path,
     parse_model_json,
 )
+from modelstore.quota import QuotaLedger, Reservation, unlimited
 from modelstore.version_ids import is_version_id, iso_date, new_version_id
 from modelstore.weights import WeightStreamChecker
 from schemas.artifacts import ModelArtifactsInfo
@@ -37,6 +39,7 @@ from schemas.versions import StoredFile, VersionInfo
 
 DEFAULT_MAX_MODEL_JSON_BYTES = 64 << 20
 PUBLISH_ATTEMPTS = 5
+DISCARD_WAIT_SECONDS = 5.0  # a failed save's answer waits this long for its cleanup
 logger = logging.getLogger(__name__)
 
 
@@ -71,6 +74,8 @@ class ModelStore:
         self.backend = backend
         self.quota_bytes = quota_bytes
         self.max_model_json_bytes = max_model_json_bytes
+        self._ledger = QuotaLedger(name, quota_bytes) if quota_bytes is not None else None
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     def url(self, model_name: str) -> str:
         """The model's URL as TF.js writes it: ``indexeddb://my-model``."""
@@ -100,25 +105,28 @@ class ModelStore:
             QuotaExceededError, PayloadTooLargeError, StorageError.
         """
         layout.validate_model_name(model_name)
+        max_key_bytes = self.backend.capabilities.max_key_bytes
+        layout.check_key_room(model_name, max_key_bytes)
         if len(model_json) > self.max_model_json_bytes:
             raise PayloadTooLargeError(
                 f"model.json is {len(model_json)} bytes; the limit is {self.max_model_json_bytes}"
             )
         model = parse_model_json(model_json)
-        budget = await self._budget(declared_bytes)
+        for spec in model.files:  # before the first byte is stored (issue 8.4)
+            layout.check_weight_key_room(model_name, spec.path, max_key_bytes)
+        reservation = await self._reserve(declared_bytes)
         version_id = new_version_id()
         try:
             version = await self._store_version(
-                model_name, version_id, model, model_json, weight_files, budget
+                model_name, version_id, model, model_json, weight_files, reservation
             )
         except BaseException:
-            await asyncio.shield(self._discard_version(model_name, version_id))
+            await self._discard_soon(model_name, version_id)
             raise
-        try:
-            await self._publish_current(model_name)
-        except StorageError:
-            # The version is committed; only the static copy at NAME/model.json lags.
-            logger.exception("could not publish %s/model.json", self.url(model_name))
+        finally:
+            reservation.release()
+        # Committed: whatever happens to the static copy now, the save succeeded.
+        await self._publish_after_commit(model_name)
         return version
 
     async def _store_version(
@@ -128,22 +136,20 @@ class ModelStore:
         model: ValidatedModelJson,
         model_json: bytes,
         weight_files: AsyncIterable[WeightUpload] | None,
-        budget: _Budget,
+        reservation: Reservation,
     ) -> VersionInfo:
         checker = WeightStreamChecker(model.entries)
         stored = await self._store_weight_files(
-            model_name, version_id, model, weight_files, checker, budget
+            model_name, version_id, model, weight_files, checker, reservation
         )
         checker.finish()
-        budget.spend(len(model_json))
+        version = _version_info(version_id, model, model_json, stored, checker.total)
+        record = version.model_dump_json().encode()
+        reservation.spend(len(model_json) + len(record))
         original_key = layout.original_model_json_key(model_name, version_id)
         await put_bytes(self.backend, original_key, model_json)
-        version = _version_info(version_id, model, model_json, stored, checker.total)
-        await put_bytes(
-            self.backend,
-            layout.record_key(model_name, version_id),
-            version.model_dump_json().encode(),
-        )
+        await put_bytes(self.backend, layout.record_key(model_name, version_id), record)
+        reservation.stored(len(model_json) + len(record))
         return version
 
     async def _store_weight_files(
@@ -153,7 +159,7 @@ class ModelStore:
         model: ValidatedModelJson,
         weight_files: AsyncIterable[WeightUpload] | None,
         checker: WeightStreamChecker,
-        budget: _Budget,
+        reservation: Reservation,
     ) -> list[StoredFile]:
         expected = list(model.files)
         stored: list[StoredFile] = []
@@ -161,7 +167,7 @@ class ModelStore:
             spec = _match_upload(upload.path, expected, len(stored))
             stored.append(
                 await self._store_weight_file(
-                    model_name, version_id, spec, upload.chunks, checker, budget
+                    model_name, version_id, spec, upload.chunks, checker, reservation
                 )
             )
             _finish_group_if_complete(model, spec, len(stored), checker)
@@ -169,7 +175,7 @@ class ModelStore:
             _require_nothing_pending(checker, spec)
             stored.append(
                 await self._store_weight_file(
-                    model_name, version_id, spec, _no_bytes(), checker, budget
+                    model_name, version_id, spec, _no_bytes(), checker, reservation
                 )
             )
             _finish_group_if_complete(model, spec, len(stored), checker)
@@ -182,38 +188,78 @@ class ModelStore:
         spec: WeightFileSpec,
         chunks: AsyncIterable[bytes],
         checker: WeightStreamChecker,
-        budget: _Budget,
+        reservation: Reservation,
     ) -> StoredFile:
         digest = hashlib.sha256()
         key = layout.weight_file_key(model_name, version_id, spec.path)
-        info = await self.backend.put(key, _metered(chunks, checker, digest, budget))
+        info = await self.backend.put(key, _metered(chunks, checker, digest, reservation))
+        reservation.stored(info.size)
         return StoredFile(path=spec.path, size=info.size, sha256=digest.hexdigest())
 
-    async def _budget(self, declared_bytes: int | None) -> _Budget:
-        if self.quota_bytes is None:
-            return _Budget(None, self.name)
-        available = self.quota_bytes - await self.usage()
-        if declared_bytes is not None and declared_bytes > available:
-            raise QuotaExceededError(_quota_message(self.name, self.quota_bytes, available))
-        return _Budget(available, self.name, self.quota_bytes)
+    async def _reserve(self, declared_bytes: int | None) -> Reservation:
+        if self._ledger is None:
+            return unlimited()
+        return await self._ledger.reserve(self.usage, declared_bytes)
 
     async def usage(self) -> int:
         """Bytes stored in this store, every version of every model counted."""
         return sum([info.size async for info in iter_keys(self.backend)])
 
+    async def _discard_soon(self, model_name: str, version_id: str) -> None:
+        """Remove what a failed save stored; the answer waits for it only so long.
+
+        Never raises: the client must hear why the save failed, not why its cleanup did.
+        """
+        task = asyncio.create_task(self._discard_version(model_name, version_id))
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), DISCARD_WAIT_SECONDS)
+
     async def _discard_version(self, model_name: str, version_id: str) -> None:
-        await delete_if_present(self.backend, layout.record_key(model_name, version_id))
-        await delete_if_present(
-            self.backend, layout.original_model_json_key(model_name, version_id)
-        )
-        folder = layout.version_folder(model_name, version_id)
-        for info in [info async for info in iter_keys(self.backend, folder)]:
-            await delete_if_present(self.backend, info.key)
+        """Delete a version's keys, record first; a store that is down stops the attempt."""
+        keys = [
+            layout.record_key(model_name, version_id),
+            layout.original_model_json_key(model_name, version_id),
+        ]
+        try:
+            folder = layout.version_folder(model_name, version_id)
+            keys += [info.key async for info in iter_keys(self.backend, folder)]
+            for key in keys:
+                await delete_if_present(self.backend, key)
+        except UnavailableError as error:
+            logger.warning(
+                "could not clean up version %s of %s (%s); its files stay until removed",
+                version_id,
+                self.url(model_name),
+                error,
+            )
+        except StorageError:
+            logger.exception("cleanup of version %s of %s failed", version_id, model_name)
+
+    async def _publish_after_commit(self, model_name: str) -> None:
+        """Publish NAME/model.json; if it cannot be written, remove it rather than let it lag.
+
+        The commit already happened, so this never raises: the save or remove succeeded.
+        """
+        try:
+            await self._publish_current(model_name)
+        except StorageError as error:
+            key = layout.published_model_json_key(model_name)
+            logger.error(
+                "%s is committed but its static copy NAME/model.json could not be written "
+                "(%s); removing the stale copy, the next save or remove writes it again",
+                self.url(model_name),
+                error,
+            )
+            with contextlib.suppress(StorageError):
+                await delete_if_present(self.backend, key)
 
     async def _publish_current(self, model_name: str) -> None:
         """Put the current version's model.json at NAME/model.json for static serving.
 
-        Concurrent saves can race here; re-checking after each write ends on the newest.
+        Concurrent saves and removes can race here; re-checking after each write ends on
+        the newest.
         """
         key = layout.published_model_json_key(model_name)
         for _ in range(PUBLISH_ATTEMPTS):
@@ -222,7 +268,11 @@ class ModelStore:
                 await delete_if_present(self.backend, key)
                 return
             newest = version_ids[-1]
-            await put_bytes(self.backend, key, await self.published_model_json(model_name, newest))
+            try:
+                served = await self.published_model_json(model_name, newest)
+            except NotFoundError:
+                continue  # removed meanwhile: look again
+            await put_bytes(self.backend, key, served)
             if (await self.version_ids(model_name))[-1:] == [newest]:
                 return
 
@@ -295,7 +345,10 @@ class ModelStore:
                 f"version {version_id} of {self.url(model_name)!r} has no weight file {path!r}"
             )
         key = layout.weight_file_key(model_name, version_id, path)
-        return stored, await self.backend.get(key)
+        try:
+            return stored, await self.backend.get(key)
+        except NotFoundError:
+            raise await self._version_missing(model_name, version_id, path) from None
 
     async def list_models(
         self, prefix: str = "", *, cursor: str | None = None, limit: int = 1000
@@ -332,10 +385,24 @@ class ModelStore:
                 continue  # removed concurrently
         return found
 
-    async def _version_missing(self, model_name: str, version_id: str) -> NotFoundError:
-        if not await self.version_ids(model_name):
+    async def _version_missing(
+        self, model_name: str, version_id: str, path: str = layout.MODEL_JSON
+    ) -> StorageError:
+        """Why a file of a version could not be read: removed meanwhile, or damaged."""
+        version_ids = await self.version_ids(model_name)
+        if not version_ids:
             return ModelNotFoundError(f"there is no model {self.url(model_name)!r}")
-        return VersionNotFoundError(f"model {self.url(model_name)!r} has no version {version_id!r}")
+        if version_id not in version_ids:
+            return VersionNotFoundError(
+                f"model {self.url(model_name)!r} has no version {version_id!r}"
+            )
+        # Committed, yet a file is gone: retrying will not help (issue 8.8).
+        logger.error("version %s of %s lacks its file %r", version_id, model_name, path)
+        return VersionFilesMissingError(
+            f"version {version_id} of {self.url(model_name)!r} is committed but its file "
+            f"{path!r} is missing from the store; restore the store from a backup, or remove "
+            f"this version and save it again"
+        )
 
     # -- removing --------------------------------------------------------------------------
 
@@ -352,7 +419,7 @@ class ModelStore:
         for version in doomed:  # un-commit first: nothing can make them current again
             await delete_if_present(self.backend, layout.record_key(model_name, version.id))
         # Re-publish before deleting files, so NAME/model.json never names deleted weights.
-        await self._publish_current(model_name)
+        await self._publish_after_commit(model_name)
         for version in reversed(doomed):
             await self._discard_version(model_name, version.id)
         return versions
@@ -361,39 +428,14 @@ class ModelStore:
         await self.backend.close()
 
 
-class _Budget:
-    """Bytes a save may still write before the store's quota is exceeded."""
-
-    def __init__(self, available: int | None, store: str, quota: int | None = None) -> None:
-        self.available = available
-        self.store = store
-        self.quota = quota
-
-    def spend(self, size: int) -> None:
-        if self.available is None:
-            return
-        self.available -= size
-        if self.available < 0:
-            assert self.quota is not None
-            raise QuotaExceededError(_quota_message(self.store, self.quota, None))
-
-
-def _quota_message(store: str, quota: int, available: int | None) -> str:
-    room = f" ({max(available, 0)} bytes free)" if available is not None else ""
-    return (
-        f"store {store!r} would exceed its quota of {quota} bytes{room}; remove old models "
-        f"or versions, or raise the store's quota"
-    )
-
-
 async def _metered(
     chunks: AsyncIterable[bytes],
     checker: WeightStreamChecker,
     digest: Any,
-    budget: _Budget,
+    reservation: Reservation,
 ) -> AsyncIterator[bytes]:
     async for chunk in chunks:
-        budget.spend(len(chunk))
+        reservation.spend(len(chunk))
         checker.feed(chunk)
         digest.update(chunk)
         yield chunk

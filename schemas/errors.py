@@ -37,6 +37,8 @@ ERROR_STATUS: dict[str, int] = {
     "internal_error": 500,
     "storage_error": 500,
     "integrity_error": 500,
+    "version_files_missing": 500,
+    "store_read_only": 503,
     "permission_denied": 503,
     "unavailable": 503,
     "unknown_backend_scheme": 500,

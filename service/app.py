@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
-from backends import open_backend
+from backends import CallLimits, open_backend
 from modelstore import ModelStore, Shelf
 from modelstore.layout import MODEL_JSON, RESERVED_PREFIX
 from schemas.artifacts import ModelArtifacts
@@ -43,13 +43,19 @@ def open_shelf(settings: Settings) -> Shelf:
     stores = {
         name: ModelStore(
             name,
-            open_backend(url),
+            open_backend(url, _limits(settings, name)),
             quota_bytes=settings.quotas.get(name),
             max_model_json_bytes=settings.max_model_json_bytes,
         )
         for name, url in settings.store_urls().items()
     }
     return Shelf(stores)
+
+
+def _limits(settings: Settings, store: str) -> CallLimits:
+    return CallLimits(
+        store=store, timeout=settings.store_timeout_seconds, threads=settings.store_threads
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

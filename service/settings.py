@@ -59,6 +59,23 @@ class Settings(BaseSettings):
         description="How long an idle keep-alive connection stays open (uvicorn's "
         "timeout_keep_alive); above a load balancer's idle timeout when behind one",
     )
+    store_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest wait for one storage call; past it the request answers 503 "
+        "unavailable naming the store (S3 part uploads get 6x this)",
+    )
+    store_threads: int = Field(
+        default=8,
+        gt=0,
+        description="Blocking storage calls in flight per store; each store has its own "
+        "threads, so a stuck store cannot starve the others",
+    )
+    upload_buffer_bytes: int = Field(
+        default=64 * MiB,
+        ge=16 * MiB,
+        description="Memory all uploads in flight may hold in backend write buffers together",
+    )
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     cors_allow_credentials: bool = False
     host: str = "127.0.0.1"

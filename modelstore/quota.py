@@ -1,0 +1,85 @@
+"""A store's quota under concurrent saves: what is stored, plus what saves in flight reserved.
+
+A save reserves its declared size before it streams (or grows its reservation chunk by
+chunk when the size is unknown); the check and the reservation happen together, so
+concurrent saves in one process never exceed the quota together (issue 8.5). Bytes move
+from reserved to used as each file commits; a failed save releases what it held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from modelstore.errors import QuotaExceededError
+
+
+class QuotaLedger:
+    """The bytes one store holds and has promised, within one process."""
+
+    def __init__(self, store: str, quota: int) -> None:
+        self.store = store
+        self.quota = quota
+        self.used = 0  # refreshed from the backend at each reservation
+        self.reserved = 0
+        self._lock = asyncio.Lock()
+
+    async def reserve(
+        self, usage: Callable[[], Awaitable[int]], declared: int | None
+    ) -> Reservation:
+        """Reserve ``declared`` bytes (or none yet); QuotaExceededError if they cannot fit."""
+        async with self._lock:
+            self.used = await usage()
+            wanted = declared or 0
+            if self.used + self.reserved + wanted > self.quota:
+                raise QuotaExceededError(self._message(self.quota - self.used - self.reserved))
+            self.reserved += wanted
+            return Reservation(self, wanted)
+
+    def _message(self, available: int | None) -> str:
+        room = f" ({max(available, 0)} bytes free)" if available is not None else ""
+        return (
+            f"store {self.store!r} would exceed its quota of {self.quota} bytes{room}; remove "
+            f"old models or versions, or raise the store's quota"
+        )
+
+
+class Reservation:
+    """One save's share of the ledger."""
+
+    def __init__(self, ledger: QuotaLedger | None, held: int) -> None:
+        self._ledger = ledger
+        self.held = held
+        self.pending = 0  # bytes received but not yet committed to the backend
+
+    def spend(self, size: int) -> None:
+        """Account for bytes about to be stored; grows the reservation when it must."""
+        self.pending += size
+        ledger = self._ledger
+        if ledger is None or self.pending <= self.held:
+            return
+        extra = self.pending - self.held
+        if ledger.used + ledger.reserved + extra > ledger.quota:
+            raise QuotaExceededError(ledger._message(None))
+        self.held += extra
+        ledger.reserved += extra
+
+    def stored(self, size: int) -> None:
+        """``size`` spent bytes are now in the backend: they count as used, not reserved."""
+        self.pending -= size
+        moved = min(size, self.held)
+        self.held -= moved
+        if self._ledger is not None:
+            self._ledger.reserved -= moved
+            self._ledger.used += size
+
+    def release(self) -> None:
+        """Give back what is still held (the save ended, either way)."""
+        if self._ledger is not None:
+            self._ledger.reserved -= self.held
+        self.held = 0
+
+
+def unlimited() -> Reservation:
+    """The reservation of a save into a store without a quota: it only counts."""
+    return Reservation(None, 0)
