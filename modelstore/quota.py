@@ -1,9 +1,10 @@
 """A store's quota under concurrent saves: what is stored, plus what saves in flight reserved.
 
-A save reserves its declared size before it streams (or grows its reservation chunk by
-chunk when the size is unknown); the check and the reservation happen together, so
-concurrent saves in one process never exceed the quota together (issue 8.5). Bytes move
-from reserved to used as each file commits; a failed save releases what it held.
+A save reserves its declared size before it streams; the check and the reservation happen
+together, so concurrent saves in one process never exceed the quota together (issue 8.5).
+A save of unknown size grows its reservation chunk by chunk, one such save at a time:
+several growing at once could each hold a part of the room and all fail. Bytes move from
+reserved to used as each file commits; a failed save releases what it held.
 """
 
 from __future__ import annotations
@@ -22,19 +23,33 @@ class QuotaLedger:
         self.quota = quota
         self.used = 0  # refreshed from the backend at each reservation
         self.reserved = 0
+        self.stored_while_listing = 0
         self._lock = asyncio.Lock()
+        self._unsized = asyncio.Lock()
 
     async def reserve(
         self, usage: Callable[[], Awaitable[int]], declared: int | None
     ) -> Reservation:
         """Reserve ``declared`` bytes (or none yet); QuotaExceededError if they cannot fit."""
-        async with self._lock:
-            self.used = await usage()
-            wanted = declared or 0
-            if self.used + self.reserved + wanted > self.quota:
-                raise QuotaExceededError(self._message(self.quota - self.used - self.reserved))
-            self.reserved += wanted
-            return Reservation(self, wanted)
+        if declared is None:
+            await self._unsized.acquire()
+        try:
+            async with self._lock:
+                self.stored_while_listing = 0
+                listed = await usage()
+                # A file that committed during the listing may be missing from it; its
+                # bytes have already left ``reserved``, so count them (maybe twice: safe).
+                self.used = listed + self.stored_while_listing
+                wanted = declared or 0
+                if self.used + self.reserved + wanted > self.quota:
+                    free = self.quota - self.used - self.reserved
+                    raise QuotaExceededError(self._message(free))
+                self.reserved += wanted
+        except BaseException:
+            if declared is None:
+                self._unsized.release()
+            raise
+        return Reservation(self, wanted, self._unsized if declared is None else None)
 
     def _message(self, available: int | None) -> str:
         room = f" ({max(available, 0)} bytes free)" if available is not None else ""
@@ -47,10 +62,13 @@ class QuotaLedger:
 class Reservation:
     """One save's share of the ledger."""
 
-    def __init__(self, ledger: QuotaLedger | None, held: int) -> None:
+    def __init__(
+        self, ledger: QuotaLedger | None, held: int, turn: asyncio.Lock | None = None
+    ) -> None:
         self._ledger = ledger
         self.held = held
         self.pending = 0  # bytes received but not yet committed to the backend
+        self._turn = turn  # held by a save of unknown size until it ends
 
     def spend(self, size: int) -> None:
         """Account for bytes about to be stored; grows the reservation when it must."""
@@ -72,12 +90,16 @@ class Reservation:
         if self._ledger is not None:
             self._ledger.reserved -= moved
             self._ledger.used += size
+            self._ledger.stored_while_listing += size
 
     def release(self) -> None:
         """Give back what is still held (the save ended, either way)."""
         if self._ledger is not None:
             self._ledger.reserved -= self.held
         self.held = 0
+        if self._turn is not None:
+            self._turn.release()
+            self._turn = None
 
 
 def unlimited() -> Reservation:

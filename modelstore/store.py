@@ -39,6 +39,7 @@ from schemas.versions import StoredFile, VersionInfo
 
 DEFAULT_MAX_MODEL_JSON_BYTES = 64 << 20
 PUBLISH_ATTEMPTS = 5
+PUBLISHED_PATH_BYTES = 64  # the most a weight path grows by when rewritten to ~v/VERSION/
 DISCARD_WAIT_SECONDS = 5.0  # a failed save's answer waits this long for its cleanup
 logger = logging.getLogger(__name__)
 
@@ -145,11 +146,13 @@ class ModelStore:
         checker.finish()
         version = _version_info(version_id, model, model_json, stored, checker.total)
         record = version.model_dump_json().encode()
-        reservation.spend(len(model_json) + len(record))
+        # The static NAME/model.json is written after the commit: reserve its room now.
+        published = len(model_json) + PUBLISHED_PATH_BYTES * len(model.files)
+        reservation.spend(len(model_json) + len(record) + published)
         original_key = layout.original_model_json_key(model_name, version_id)
         await put_bytes(self.backend, original_key, model_json)
         await put_bytes(self.backend, layout.record_key(model_name, version_id), record)
-        reservation.stored(len(model_json) + len(record))
+        reservation.stored(len(model_json) + len(record) + published)
         return version
 
     async def _store_weight_files(

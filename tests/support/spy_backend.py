@@ -1,0 +1,51 @@
+"""A backend wrapper that counts round trips and fails chosen calls, for model-layer tests."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterable, Callable
+
+from backends import Backend, ListPage, ObjectInfo, ObjectStream, StorageError
+
+Failure = Callable[[str, str], StorageError | None]  # (operation, key) -> error to raise
+
+
+class SpyBackend:
+    """Forwards to ``inner``; ``calls`` counts operations, ``fail`` may inject errors."""
+
+    def __init__(self, inner: Backend, fail: Failure | None = None) -> None:
+        self.inner = inner
+        self.capabilities = inner.capabilities
+        self.calls: Counter[str] = Counter()
+        self.fail = fail
+
+    def _enter(self, operation: str, key: str) -> None:
+        self.calls[operation] += 1
+        error = self.fail(operation, key) if self.fail else None
+        if error is not None:
+            raise error
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
+        self._enter("put", key)
+        return await self.inner.put(key, chunks)
+
+    async def get(self, key: str) -> ObjectStream:
+        self._enter("get", key)
+        return await self.inner.get(key)
+
+    async def head(self, key: str) -> ObjectInfo:
+        self._enter("head", key)
+        return await self.inner.head(key)
+
+    async def delete(self, key: str) -> None:
+        self._enter("delete", key)
+        await self.inner.delete(key)
+
+    async def list(
+        self, prefix: str = "", *, start_after: str | None = None, limit: int = 1000
+    ) -> ListPage:
+        self._enter("list", prefix)
+        return await self.inner.list(prefix, start_after=start_after, limit=limit)
+
+    async def close(self) -> None:
+        await self.inner.close()
