@@ -13,6 +13,7 @@ import json
 import random
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -152,6 +153,31 @@ class SeaweedS3:
             for pattern in (f"seaweedfs-*-{port}.sock", f"seaweedfs-*-{port + GRPC_OFFSET}.sock"):
                 for leftover in Path("/tmp").glob(pattern):
                     leftover.unlink(missing_ok=True)
+
+    def freeze(self) -> None:
+        """SIGSTOP: the sockets stay open and nothing answers, like a hung server."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
+    def crash(self) -> None:
+        """SIGKILL: the server dies mid-request, as in a power cut of its machine."""
+        assert self._process is not None
+        self._process.kill()
+        self._process.wait()
+
+    def restart(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+        """Start again on the same ports, data and identity (after ``crash`` or ``stop``)."""
+        if self._process is not None and self._process.poll() is None:
+            terminate(self._process)
+        if self._log is not None:
+            self._log.close()
+        # Connections of the dead server linger in TIME_WAIT; weed (Go) binds over them.
+        self._launch(find_weed(), self._ports)
+        self._wait_ready(timeout)
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of the server's log, for error messages."""
