@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -23,13 +22,9 @@ from modelstore.errors import (
     VersionNotFoundError,
     WeightFileNotFoundError,
 )
-from modelstore.jsjson import compact_json
-from modelstore.manifest import (
-    ValidatedModelJson,
-    WeightFileSpec,
-    normalize_weight_path,
-    parse_model_json,
-)
+from modelstore.manifest import ValidatedModelJson, WeightFileSpec, normalize_weight_path
+from modelstore.parsing import parse_model_json
+from modelstore.served import ServedModelJson, open_served, store_served
 from modelstore.version_ids import is_version_id, iso_date, new_version_id
 from modelstore.weights import WeightStreamChecker
 from schemas.artifacts import ModelArtifactsInfo
@@ -104,9 +99,10 @@ class ModelStore:
             raise PayloadTooLargeError(
                 f"model.json is {len(model_json)} bytes; the limit is {self.max_model_json_bytes}"
             )
-        model = parse_model_json(model_json)
-        budget = await self._budget(declared_bytes)
         version_id = new_version_id()
+        prefix = layout.weight_file_prefix(model_name, version_id)
+        model = await asyncio.to_thread(parse_model_json, model_json, prefix)
+        budget = await self._budget(declared_bytes)
         try:
             version = await self._store_version(
                 model_name, version_id, model, model_json, weight_files, budget
@@ -135,9 +131,11 @@ class ModelStore:
             model_name, version_id, model, weight_files, checker, budget
         )
         checker.finish()
-        budget.spend(len(model_json))
+        budget.spend(len(model_json) + model.served.size)
         original_key = layout.original_model_json_key(model_name, version_id)
         await put_bytes(self.backend, original_key, model_json)
+        served_key = layout.served_model_json_key(model_name, version_id)
+        await store_served(self.backend, served_key, model.served)
         version = _version_info(version_id, model, model_json, stored, checker.total)
         await put_bytes(
             self.backend,
@@ -206,6 +204,7 @@ class ModelStore:
         await delete_if_present(
             self.backend, layout.original_model_json_key(model_name, version_id)
         )
+        await delete_if_present(self.backend, layout.served_model_json_key(model_name, version_id))
         folder = layout.version_folder(model_name, version_id)
         for info in [info async for info in iter_keys(self.backend, folder)]:
             await delete_if_present(self.backend, info.key)
@@ -222,7 +221,11 @@ class ModelStore:
                 await delete_if_present(self.backend, key)
                 return
             newest = version_ids[-1]
-            await put_bytes(self.backend, key, await self.published_model_json(model_name, newest))
+            stream = await self.open_model_json(model_name, newest)
+            try:
+                await self.backend.put(key, stream.chunks)
+            finally:
+                await stream.aclose()
             if (await self.version_ids(model_name))[-1:] == [newest]:
                 return
 
@@ -278,11 +281,22 @@ class ModelStore:
 
     async def published_model_json(self, model_name: str, version_id: str) -> bytes:
         """model.json as served: weight paths point at the version's immutable files."""
-        document = json.loads(await self.original_model_json(model_name, version_id))
-        prefix = layout.weight_file_prefix(model_name, version_id)
-        for group in document.get("weightsManifest") or []:
-            group["paths"] = [prefix + spec for spec in _normalized_paths(group["paths"])]
-        return compact_json(document)
+        stream = await self.open_model_json(model_name, version_id)
+        try:
+            return b"".join([chunk async for chunk in stream])
+        finally:
+            await stream.aclose()
+
+    async def open_model_json(self, model_name: str, version_id: str) -> ObjectStream:
+        """Open ``published_model_json`` for streaming, its size known up front."""
+
+        async def compute() -> ServedModelJson:  # versions saved before served.json existed
+            original = await self.original_model_json(model_name, version_id)
+            prefix = layout.weight_file_prefix(model_name, version_id)
+            return (await asyncio.to_thread(parse_model_json, original, prefix)).served
+
+        key = layout.served_model_json_key(model_name, version_id)
+        return await open_served(self.backend, key, compute)
 
     async def open_weight_file(
         self, model_name: str, version_id: str, path: str
@@ -430,10 +444,6 @@ def _require_nothing_pending(checker: WeightStreamChecker, spec: WeightFileSpec)
             f"the upload has no data for weight file {spec.manifest_path!r} listed in "
             f"model.json; send it as a part named after its path"
         ) from None
-
-
-def _normalized_paths(paths: list[str]) -> list[str]:
-    return [normalize_weight_path(path) for path in paths]
 
 
 def _version_info(
