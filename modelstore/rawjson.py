@@ -79,7 +79,7 @@ def js_byte_length(raw: Raw) -> int:
 
 def array_length(values: list[Raw]) -> int:
     """``js_byte_length`` of the array of ``values``."""
-    inner = sum(_batch_length(batch) for batch in batches(values))
+    inner = sum(_batch_length(batch) for batch in batches(values, PIECE_BYTES))
     return 2 + max(len(values) - 1, 0) + inner
 
 
