@@ -40,7 +40,49 @@ def compact_json(value: Any) -> bytes:
 
 def js_byte_length(value: Any) -> int:
     """UTF-8 length of ``JSON.stringify(value)``, as TF.js measures it."""
-    return len(js_stringify(value).encode("utf-8"))
+    return python_json_length(value) + number_corrections(value)
+
+
+def python_json_length(value: Any) -> int:
+    """UTF-8 length of compact ``json.dumps``: ``JSON.stringify``'s but for numbers.
+
+    Key order does not change a length, Python escapes strings as JS does, and a lone
+    surrogate (3 bytes here) costs the 6 bytes of its ``\\uXXXX`` escape in JS.
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), check_circular=False)
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        surrogates = len(_LONE_SURROGATE.findall(text))
+        return len(text.encode("utf-8", "surrogatepass")) + 3 * surrogates
+
+
+def number_corrections(value: Any) -> int:
+    """How many bytes longer JS writes the numbers of ``value`` than ``json.dumps`` does."""
+    if isinstance(value, float):
+        return len(js_number(value)) - len(_python_float(value))
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _MAX_SAFE_INTEGER:
+        return len(js_number(value)) - len(str(value))
+    if isinstance(value, list):
+        return sum(map(number_corrections, value))
+    if isinstance(value, dict):
+        return sum(map(number_corrections, value.values()))
+    return 0
+
+
+def is_js_float_text(number: float) -> bool:
+    """Whether ``json.dumps`` writes ``number`` exactly as ``JSON.stringify`` does."""
+    text = float.__repr__(number)
+    return not ("e" in text or "n" in text or text.endswith(".0"))
+
+
+def _python_float(number: float) -> str:
+    """``json.dumps(number)``, without its per-call overhead."""
+    if number != number:
+        return "NaN"
+    if number in (float("inf"), float("-inf")):
+        return "Infinity" if number > 0 else "-Infinity"
+    return float.__repr__(number)
 
 
 def js_number(number: float) -> str:

@@ -3,6 +3,7 @@
     NAME/model.json                      the current version, weight paths rewritten to ~v/VID/
     NAME/~v/VID/PATH                     weight files of version VID, immutable
     ~models/NAME/~VID/model.json         model.json exactly as it was saved
+    ~models/NAME/~VID/served.json        model.json as loaders get it (paths rewritten)
     ~models/NAME/~VID/record.json        the version record; writing it is the commit point
 
 So a ``file`` or ``s3`` store can be served as-is by a static server: ``NAME/model.json``
@@ -21,6 +22,7 @@ CATALOG = "~models"
 VERSIONS_SEGMENT = "~v"
 MODEL_JSON = "model.json"
 RECORD_JSON = "record.json"
+SERVED_JSON = "served.json"
 RESERVED_PREFIX = "~"
 
 
@@ -44,7 +46,7 @@ def validate_model_name(name: str) -> str:
 
 # Every version id has this length (modelstore.version_ids), so key lengths are known early.
 SAMPLE_VERSION_ID = "20261126T003136123456Z-1a2b3c4d"
-CATALOG_FILES = (MODEL_JSON, RECORD_JSON)
+CATALOG_FILES = (MODEL_JSON, RECORD_JSON, SERVED_JSON)
 
 
 def check_key_room(name: str, max_key_bytes: int) -> None:
@@ -98,6 +100,11 @@ def catalog_prefix(name: str) -> str:
 
 def original_model_json_key(name: str, version_id: str) -> str:
     return f"{catalog_prefix(name)}{version_id}/{MODEL_JSON}"
+
+
+def served_model_json_key(name: str, version_id: str) -> str:
+    """model.json as served: the original with weight paths pointing at ``~v/VID/``."""
+    return f"{catalog_prefix(name)}{version_id}/{SERVED_JSON}"
 
 
 def record_key(name: str, version_id: str) -> str:

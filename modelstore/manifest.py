@@ -1,18 +1,22 @@
-"""Validating ``model.json`` as a TF.js loader will read it (protocol doc §2, §12 items 3-7)."""
+"""The rules of ``model.json``'s weights manifest, as a TF.js loader reads it (§2, §12 3-7).
+
+Parsing lives in ``modelstore.parsing``; this module knows entries, sizes and paths.
+"""
 
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from backends.errors import InvalidKeyError
 from backends.keys import validate_key
 from modelstore.errors import InvalidModelError
-from modelstore.jsjson import js_byte_length
+from modelstore.served import ServedModelJson
 from schemas.artifacts import ModelJSON
 
 ELEMENT_BYTES = {
@@ -48,51 +52,18 @@ class WeightFileSpec:
 
 @dataclass(frozen=True, slots=True)
 class ValidatedModelJson:
-    """A model.json that passed validation, with what saving and loading need of it."""
+    """A model.json that passed validation, with what saving and loading need of it.
 
-    document: dict[str, Any]
+    ``served`` is model.json as loaders get it: weight paths rewritten to the version's
+    immutable files (``~v/VID/PATH``), as slices of the uploaded bytes where possible.
+    """
+
     entries: list[WeightEntry]
     files: list[WeightFileSpec]
     group_count: int
     topology_bytes: int
     weight_specs_bytes: int
-
-    @property
-    def weight_specs(self) -> list[Any]:
-        """The flat list of manifest entries, as TF.js builds ``weightSpecs``."""
-        groups = self.document.get("weightsManifest") or []
-        return [entry for group in groups for entry in group.get("weights") or []]
-
-    @property
-    def expected_weight_bytes(self) -> int | None:
-        """Total weight bytes, or None when string tensors make it depend on the data."""
-        sizes = [entry.size for entry in self.entries]
-        return None if None in sizes else sum(size or 0 for size in sizes)
-
-    def group_has_files(self, group: int) -> bool:
-        return any(spec.group == group for spec in self.files)
-
-
-def parse_model_json(data: bytes) -> ValidatedModelJson:
-    """Parse and validate model.json bytes; raises InvalidModelError saying what to fix."""
-    document = _decode(data)
-    _validate_schema(document)
-    manifest = document.get("weightsManifest") or []
-    entries = [
-        _entry(raw, group_index)
-        for group_index, group in enumerate(manifest)
-        for raw in group.get("weights") or []
-    ]
-    files = _file_specs(manifest)
-    _check_groups_have_files(manifest, entries, files)
-    specs = [entry for group in manifest for entry in group.get("weights") or []]
-    topology = document.get("modelTopology")
-    try:
-        topology_bytes = 0 if topology is None else js_byte_length(topology)
-        specs_bytes = 0 if "weightsManifest" not in document else js_byte_length(specs)
-    except RecursionError:
-        raise InvalidModelError("model.json is nested too deeply") from None
-    return ValidatedModelJson(document, entries, files, len(manifest), topology_bytes, specs_bytes)
+    served: ServedModelJson
 
 
 def normalize_weight_path(path: str) -> str:
@@ -121,45 +92,34 @@ def _path_problem(path: str) -> str | None:
     return None
 
 
-def _decode(data: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(data, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as error:  # JSONDecodeError, int digit limit
-        raise InvalidModelError(f"model.json is not valid JSON: {error}") from None
-    except RecursionError:
-        raise InvalidModelError("model.json is nested too deeply") from None
-    if not isinstance(document, dict):
-        raise InvalidModelError("model.json must be a JSON object")
-    if "modelTopology" not in document and "weightsManifest" not in document:
+def require_model_content(keys: Iterable[str]) -> None:
+    """Refuse a document TF.js would load nothing from."""
+    if "modelTopology" not in keys and "weightsManifest" not in keys:
         raise InvalidModelError(
             "model.json needs 'modelTopology' or 'weightsManifest' (TF.js loads neither without)"
         )
-    return document
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON (TF.js's response.json() rejects it); use null")
-
-
-def _validate_schema(document: dict[str, Any]) -> None:
+def validate_schema(document: dict[str, Any]) -> None:
+    """Check ``document`` against ModelJSON; raises InvalidModelError naming the problems."""
     try:
         ModelJSON.model_validate(document)
     except ValidationError as error:
         raise InvalidModelError(
-            f"model.json is not a valid TF.js model: {_describe(error)}"
+            f"model.json is not a valid TF.js model: {describe_problems(error.errors())}"
         ) from None
 
 
-def _describe(error: ValidationError) -> str:
+def describe_problems(errors: list[ErrorDetails], count: int | None = None) -> str:
+    """The first few validation problems, each at its place in model.json."""
     problems = [
-        f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
-        for item in error.errors()[:5]
+        f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in errors[:5]
     ]
-    more = error.error_count() - len(problems)
+    more = (len(errors) if count is None else count) - len(problems)
     return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
 
 
-def _entry(raw: dict[str, Any], group: int) -> WeightEntry:
+def weight_entry(raw: dict[str, Any], group: int) -> WeightEntry:
     name, dtype = raw["name"], raw["dtype"]
     elements = math.prod(raw["shape"])
     if "quantization" not in raw:
@@ -187,7 +147,7 @@ def _check_quantization(name: str, dtype: str, quantization: dict[str, Any] | No
         raise InvalidModelError(f"{where}: {kind} quantization needs numeric 'min' and 'scale'")
 
 
-def _file_specs(manifest: list[dict[str, Any]]) -> list[WeightFileSpec]:
+def file_specs(manifest: list[dict[str, Any]]) -> list[WeightFileSpec]:
     specs: list[WeightFileSpec] = []
     seen: set[str] = set()
     for group_index, group in enumerate(manifest):
@@ -200,13 +160,13 @@ def _file_specs(manifest: list[dict[str, Any]]) -> list[WeightFileSpec]:
     return specs
 
 
-def _check_groups_have_files(
-    manifest: list[dict[str, Any]], entries: list[WeightEntry], files: list[WeightFileSpec]
+def check_groups_have_files(
+    group_count: int, entries: list[WeightEntry], files: list[WeightFileSpec]
 ) -> None:
-    for group_index in range(len(manifest)):
-        if any(spec.group == group_index for spec in files):
-            continue
-        if any(entry.group == group_index and entry.size != 0 for entry in entries):
+    """Refuse a group with weight bytes but no file to hold them."""
+    with_files = {spec.group for spec in files}
+    for entry in entries:
+        if entry.group not in with_files and entry.size != 0 and entry.group < group_count:
             raise InvalidModelError(
-                f"weightsManifest group {group_index} has weights but no 'paths' to hold them"
+                f"weightsManifest group {entry.group} has weights but no 'paths' to hold them"
             )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -24,14 +23,10 @@ from modelstore.errors import (
     VersionNotFoundError,
     WeightFileNotFoundError,
 )
-from modelstore.jsjson import compact_json
-from modelstore.manifest import (
-    ValidatedModelJson,
-    WeightFileSpec,
-    normalize_weight_path,
-    parse_model_json,
-)
+from modelstore.manifest import ValidatedModelJson, WeightFileSpec, normalize_weight_path
+from modelstore.parsing import parse_model_json
 from modelstore.quota import QuotaLedger, Reservation, unlimited
+from modelstore.served import ServedModelJson, open_served, store_served
 from modelstore.version_ids import is_version_id, iso_date, new_version_id
 from modelstore.weights import WeightStreamChecker
 from schemas.artifacts import ModelArtifactsInfo
@@ -39,7 +34,6 @@ from schemas.versions import StoredFile, VersionInfo
 
 DEFAULT_MAX_MODEL_JSON_BYTES = 64 << 20
 PUBLISH_ATTEMPTS = 5
-PUBLISHED_PATH_BYTES = 64  # the most a weight path grows by when rewritten to ~v/VERSION/
 DISCARD_WAIT_SECONDS = 5.0  # a failed save's answer waits this long for its cleanup
 logger = logging.getLogger(__name__)
 
@@ -112,11 +106,12 @@ class ModelStore:
             raise PayloadTooLargeError(
                 f"model.json is {len(model_json)} bytes; the limit is {self.max_model_json_bytes}"
             )
-        model = parse_model_json(model_json)
+        version_id = new_version_id()
+        prefix = layout.weight_file_prefix(model_name, version_id)
+        model = await asyncio.to_thread(parse_model_json, model_json, prefix)
         for spec in model.files:  # before the first byte is stored (issue 8.4)
             layout.check_weight_key_room(model_name, spec.path, max_key_bytes)
         reservation = await self._reserve(declared_bytes)
-        version_id = new_version_id()
         try:
             version = await self._store_version(
                 model_name, version_id, model, model_json, weight_files, reservation
@@ -146,13 +141,15 @@ class ModelStore:
         checker.finish()
         version = _version_info(version_id, model, model_json, stored, checker.total)
         record = version.model_dump_json().encode()
-        # The static NAME/model.json is written after the commit: reserve its room now.
-        published = len(model_json) + PUBLISHED_PATH_BYTES * len(model.files)
-        reservation.spend(len(model_json) + len(record) + published)
+        # served.json, and the static NAME/model.json written after the commit: room now.
+        catalog = len(model_json) + len(record) + 2 * model.served.size
+        reservation.spend(catalog)
         original_key = layout.original_model_json_key(model_name, version_id)
         await put_bytes(self.backend, original_key, model_json)
+        served_key = layout.served_model_json_key(model_name, version_id)
+        await store_served(self.backend, served_key, model.served)
         await put_bytes(self.backend, layout.record_key(model_name, version_id), record)
-        reservation.stored(len(model_json) + len(record) + published)
+        reservation.stored(catalog)
         return version
 
     async def _store_weight_files(
@@ -224,6 +221,7 @@ class ModelStore:
         keys = [
             layout.record_key(model_name, version_id),
             layout.original_model_json_key(model_name, version_id),
+            layout.served_model_json_key(model_name, version_id),
         ]
         try:
             folder = layout.version_folder(model_name, version_id)
@@ -272,10 +270,13 @@ class ModelStore:
                 return
             newest = version_ids[-1]
             try:
-                served = await self.published_model_json(model_name, newest)
+                stream = await self.open_model_json(model_name, newest)
             except NotFoundError:
                 continue  # removed meanwhile: look again
-            await put_bytes(self.backend, key, served)
+            try:
+                await self.backend.put(key, stream.chunks)
+            finally:
+                await stream.aclose()
             if (await self.version_ids(model_name))[-1:] == [newest]:
                 return
 
@@ -331,11 +332,22 @@ class ModelStore:
 
     async def published_model_json(self, model_name: str, version_id: str) -> bytes:
         """model.json as served: weight paths point at the version's immutable files."""
-        document = json.loads(await self.original_model_json(model_name, version_id))
-        prefix = layout.weight_file_prefix(model_name, version_id)
-        for group in document.get("weightsManifest") or []:
-            group["paths"] = [prefix + spec for spec in _normalized_paths(group["paths"])]
-        return compact_json(document)
+        stream = await self.open_model_json(model_name, version_id)
+        try:
+            return b"".join([chunk async for chunk in stream])
+        finally:
+            await stream.aclose()
+
+    async def open_model_json(self, model_name: str, version_id: str) -> ObjectStream:
+        """Open ``published_model_json`` for streaming, its size known up front."""
+
+        async def compute() -> ServedModelJson:  # versions saved before served.json existed
+            original = await self.original_model_json(model_name, version_id)
+            prefix = layout.weight_file_prefix(model_name, version_id)
+            return (await asyncio.to_thread(parse_model_json, original, prefix)).served
+
+        key = layout.served_model_json_key(model_name, version_id)
+        return await open_served(self.backend, key, compute)
 
     async def open_weight_file(
         self, model_name: str, version_id: str, path: str
@@ -475,10 +487,6 @@ def _require_nothing_pending(checker: WeightStreamChecker, spec: WeightFileSpec)
             f"the upload has no data for weight file {spec.manifest_path!r} listed in "
             f"model.json; send it as a part named after its path"
         ) from None
-
-
-def _normalized_paths(paths: list[str]) -> list[str]:
-    return [normalize_weight_path(path) for path in paths]
 
 
 def _version_info(

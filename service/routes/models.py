@@ -137,9 +137,10 @@ async def load_model_json(
         return Response(status_code=304, headers=headers)
     if original:
         content = await store.original_model_json(name, info.id)
-    else:
-        content = await store.published_model_json(name, info.id)
-    return Response(content, media_type="application/json", headers=headers)
+        return Response(content, media_type="application/json", headers=headers)
+    stream = await store.open_model_json(name, info.id)
+    headers["Content-Length"] = str(stream.info.size)
+    return StreamingResponse(_closing(stream), media_type="application/json", headers=headers)
 
 
 @router.get(

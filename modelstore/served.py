@@ -1,0 +1,58 @@
+"""model.json as loaders get it, stored once per version and streamed on every load.
+
+A save writes ``~models/NAME/~VID/served.json`` (weight paths rewritten to ``~v/VID/``)
+next to the original, so a load streams stored bytes instead of parsing and re-writing
+the document. Versions saved before that file existed get it computed on the fly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+import msgspec
+
+from backends.errors import NotFoundError
+from backends.protocol import Backend, ObjectInfo, ObjectStream
+
+CHUNK_BYTES = 1 << 20
+Part = bytes | msgspec.Raw
+
+
+@dataclass(frozen=True, slots=True)
+class ServedModelJson:
+    """The served document as parts to concatenate: new bytes and slices of the upload."""
+
+    parts: list[Part]
+
+    @property
+    def size(self) -> int:
+        return sum(len(memoryview(part)) for part in self.parts)
+
+    def chunks(self) -> Iterator[bytes]:
+        """The document in chunks of at most 1 MiB, so no backend copies a huge part whole."""
+        for part in self.parts:
+            view = memoryview(part)
+            for start in range(0, len(view), CHUNK_BYTES):
+                yield bytes(view[start : start + CHUNK_BYTES])
+
+
+async def store_served(backend: Backend, key: str, served: ServedModelJson) -> ObjectInfo:
+    return await backend.put(key, _async_chunks(served))
+
+
+async def open_served(
+    backend: Backend, key: str, compute: Callable[[], Awaitable[ServedModelJson]]
+) -> ObjectStream:
+    """Open the stored served.json at ``key``, or serve ``compute()`` for older versions."""
+    try:
+        return await backend.get(key)
+    except NotFoundError:
+        pass
+    served = await compute()
+    return ObjectStream(ObjectInfo(key, served.size, etag=""), _async_chunks(served))
+
+
+async def _async_chunks(served: ServedModelJson) -> AsyncIterator[bytes]:
+    for chunk in served.chunks():
+        yield chunk
