@@ -223,7 +223,8 @@ async def _close_quietly(handle: Any) -> None:
 
 
 def _discard_temp(temp: Path, root: Path) -> None:
-    temp.unlink(missing_ok=True)
+    with suppress(OSError):  # e.g. EROFS even for a missing file: the put's error matters
+        temp.unlink(missing_ok=True)
     _prune_empty_parents(temp.parent, root)
 
 

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from backends.errors import NotFoundError, StorageError, UnavailableError
+from backends.errors import (
+    InsufficientStorageError,
+    NotFoundError,
+    StorageError,
+    UnavailableError,
+)
 from backends.ops import delete_if_present, iter_keys, put_bytes, read_all
 from backends.protocol import Backend, ObjectStream
 from modelstore import layout
@@ -71,6 +76,7 @@ class ModelStore:
         self.max_model_json_bytes = max_model_json_bytes
         self._ledger = QuotaLedger(name, quota_bytes) if quota_bytes is not None else None
         self._cleanups: set[asyncio.Task[None]] = set()
+        self._pending_discards: set[tuple[str, str]] = set()  # cleanups to try again
 
     def url(self, model_name: str) -> str:
         """The model's URL as TF.js writes it: ``indexeddb://my-model``."""
@@ -123,6 +129,7 @@ class ModelStore:
             reservation.release()
         # Committed: whatever happens to the static copy now, the save succeeded.
         await self._publish_after_commit(model_name)
+        await self._retry_discards()
         return version
 
     async def _store_version(
@@ -228,15 +235,24 @@ class ModelStore:
             keys += [info.key async for info in iter_keys(self.backend, folder)]
             for key in keys:
                 await delete_if_present(self.backend, key)
-        except UnavailableError as error:
+        except (UnavailableError, InsufficientStorageError) as error:
+            # A store that is down, or a SQLite file that cannot even log a delete on a full
+            # disk: try again after the next save that succeeds.
+            self._pending_discards.add((model_name, version_id))
             logger.warning(
-                "could not clean up version %s of %s (%s); its files stay until removed",
+                "could not clean up version %s of %s yet (%s); retried after the next save",
                 version_id,
                 self.url(model_name),
                 error,
             )
         except StorageError:
             logger.exception("cleanup of version %s of %s failed", version_id, model_name)
+        else:
+            self._pending_discards.discard((model_name, version_id))
+
+    async def _retry_discards(self) -> None:
+        for model_name, version_id in list(self._pending_discards):
+            await self._discard_version(model_name, version_id)
 
     async def _publish_after_commit(self, model_name: str) -> None:
         """Publish NAME/model.json; if it cannot be written, remove it rather than let it lag.
