@@ -198,11 +198,11 @@ def _save_head(server: str, store: str, name: str, content_length: int) -> bytes
 
 
 def _stored_under(store_dir: Path, store: str, name: str) -> list[str]:
-    """Files (not folders) the backend holds for the model ``name``."""
+    """Files and folders the backend holds for the model ``name``: none, after a failed save."""
     if store == "file":
         root = store_dir / "files"
         folders = [root / name, root / "~models" / name]
-        return [str(p) for folder in folders for p in folder.rglob("*") if p.is_file()]
+        return [str(folder) for folder in folders if folder.exists()]
     with closing(sqlite3.connect(store_dir / "db.sqlite")) as db:
         rows = db.execute("SELECT key FROM objects WHERE key LIKE ?", (f"%{name}%",))
         return [key for (key,) in rows]

@@ -96,10 +96,13 @@ async def readyz(shelf: ShelfDep) -> JSONResponse:
 
 async def _check(backend: Backend) -> str:
     # A HEAD of a key no model can have: one cheap round trip, whatever the store holds.
+    # Each store on its own threads with its own timeout: one stuck store reports only itself.
     try:
         await asyncio.wait_for(backend.head(READY_PROBE_KEY), READY_TIMEOUT_SECONDS)
     except NotFoundError:
         return "ok"
+    except TimeoutError:
+        return f"unavailable: no answer within {READY_TIMEOUT_SECONDS:g} s"
     except Exception as error:  # any other failure means not ready; report it
         return f"{type(error).__name__}: {error}"
     return "ok"
