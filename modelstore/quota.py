@@ -4,7 +4,9 @@ A save reserves its declared size before it streams; the check and the reservati
 together, so concurrent saves in one process never exceed the quota together (issue 8.5).
 A save of unknown size grows its reservation chunk by chunk, one such save at a time:
 several growing at once could each hold a part of the room and all fail. Bytes move from
-reserved to used as each file commits; a failed save releases what it held.
+reserved to used as each file commits; a failed save releases what it held. What is used is
+listed from the backend whenever no save of this process is in flight (removals and other
+processes show up then), and tracked by the commits in between.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ class QuotaLedger:
         self.quota = quota
         self.used = 0  # refreshed from the backend at each reservation
         self.reserved = 0
-        self.stored_while_listing = 0
+        self.active = 0  # reservations not yet released
         self._lock = asyncio.Lock()
         self._unsized = asyncio.Lock()
 
@@ -35,16 +37,16 @@ class QuotaLedger:
             await self._unsized.acquire()
         try:
             async with self._lock:
-                self.stored_while_listing = 0
-                listed = await usage()
-                # A file that committed during the listing may be missing from it; its
-                # bytes have already left ``reserved``, so count them (maybe twice: safe).
-                self.used = listed + self.stored_while_listing
+                if self.active == 0:
+                    # No save of ours is in flight, so no file commits during the listing:
+                    # it is exact. Otherwise ``used`` is kept up to date by ``stored``.
+                    self.used = await usage()
                 wanted = declared or 0
                 if self.used + self.reserved + wanted > self.quota:
                     free = self.quota - self.used - self.reserved
                     raise QuotaExceededError(self._message(free))
                 self.reserved += wanted
+                self.active += 1
         except BaseException:
             if declared is None:
                 self._unsized.release()
@@ -90,12 +92,13 @@ class Reservation:
         if self._ledger is not None:
             self._ledger.reserved -= moved
             self._ledger.used += size
-            self._ledger.stored_while_listing += size
 
     def release(self) -> None:
-        """Give back what is still held (the save ended, either way)."""
+        """Give back what is still held (the save ended, either way); idempotent."""
         if self._ledger is not None:
             self._ledger.reserved -= self.held
+            self._ledger.active -= 1
+            self._ledger = None
         self.held = 0
         if self._turn is not None:
             self._turn.release()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from backends import Backend, InsufficientStorageError, UnavailableError
+from backends import Backend, InsufficientStorageError, UnavailableError, open_backend
 from backends.ops import put_bytes, read_all
 from modelstore import ModelStore, Shelf
 from modelstore.errors import (
@@ -186,3 +189,35 @@ async def _all(backend: Backend) -> object:
     page = await backend.list()
     for info in page.items:
         yield info
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    saves=st.lists(
+        st.tuples(st.integers(1, 3 * MIB // 4096), st.booleans(), st.booleans()),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_quota_property_no_mix_of_saves_exceeds_it(saves: list[tuple[int, bool, bool]]) -> None:
+    """Any mix of declared, streamed and failing concurrent saves stays within the quota."""
+
+    async def run() -> None:
+        store = ModelStore("localstorage", open_backend("memory://"), quota_bytes=4 * MIB)
+
+        async def one(index: int, pages: int, declared: bool, breaks: bool) -> None:
+            data = bytes([index]) * (pages * 4096)
+            model = http_saved([{"name": "w", "shape": [len(data) // 4], "dtype": "float32"}], data)
+            size = len(data) + len(model.model_json) + 4096 if declared else None
+            files = model.files if not breaks else {"./model.weights.bin": data[:-4]}
+            with contextlib.suppress(QuotaExceededError, WeightSizeMismatchError):
+                await store.save(
+                    f"m{index}", model.model_json, uploads(files, 64 << 10), declared_bytes=size
+                )
+
+        await asyncio.gather(*(one(i, *save) for i, save in enumerate(saves)))
+        assert await store.usage() <= 4 * MIB
+        assert store._ledger is not None and store._ledger.reserved == 0
+        assert store._ledger.active == 0
+
+    asyncio.run(run())
