@@ -15,6 +15,8 @@ import pytest
 from backends import Backend, BufferBudget, CallLimits, open_backend
 from backends.buffers import gathered
 from backends.ops import read_all
+from service.app import open_shelf
+from service.settings import Settings
 from tests.conftest import backend_url_for
 
 MIB = 1 << 20
@@ -268,3 +270,14 @@ async def test_failed_and_cancelled_puts_give_their_buffers_back(
         await asyncio.wait_for(backend.put("after", chunks_of(b"e" * 100, 10)), 30)
     finally:
         await backend.close()
+
+
+async def test_every_store_of_a_server_shares_the_configured_budget(tmp_path: Path) -> None:
+    shelf = open_shelf(Settings(data_dir=tmp_path, upload_buffer_bytes=20 * MIB))
+    try:
+        budgets = {id(store.backend.limits.write_buffers) for store in shelf.stores.values()}  # type: ignore[attr-defined]
+        capacity = shelf.store("indexeddb").backend.limits.write_buffers.capacity  # type: ignore[attr-defined]
+    finally:
+        await shelf.close()
+    assert len(shelf.stores) == 3 and len(budgets) == 1
+    assert capacity == 20 * MIB
