@@ -7,7 +7,8 @@ their clients) instead of each holding a buffer (issue 8, item 7).
 
 It cannot deadlock: an upload holds at most one buffer at a time and never waits for the
 budget while holding one; a buffer larger than the whole budget is clamped to it, so it
-waits until it is alone; waiters are served in arrival order, so none starves.
+waits until it is alone; waiters are served in arrival order, so none starves. Each store
+takes from its own share of the process's budget, so a stuck store cannot hold all of it.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ DEFAULT_BUDGET_BYTES = 32 << 20  # as the service's upload_buffer_bytes
 class BufferBudget:
     """An async byte semaphore with first-come, first-served waiters.
 
+    A budget made by ``share`` also takes what it grants from the budget it was made from.
+
     Attributes:
         capacity: bytes all holders may hold together.
         in_use: bytes held now.
         high_water: the most bytes ever held at once (for tests and benchmarks).
+        within: the budget this share also takes from, or None.
     """
 
     def __init__(self, capacity: int = DEFAULT_BUDGET_BYTES) -> None:
@@ -34,13 +38,42 @@ class BufferBudget:
         self.capacity = capacity
         self.in_use = 0
         self.high_water = 0
+        self.within: BufferBudget | None = None
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    def share(self, fraction: float = 0.5) -> BufferBudget:
+        """A budget for one store: at most ``fraction`` of this one, taken from it.
+
+        A stuck store's uploads hold their buffers until their calls time out; with shares,
+        they hold at most the store's share, and the other stores keep saving.
+        """
+        share = BufferBudget(max(1, int(self.capacity * fraction)))
+        share.within = self
+        return share
 
     async def acquire(self, size: int) -> int:
         """Wait until ``size`` bytes (at most ``capacity``) are free; the bytes taken.
 
         Give them back with ``release``. Cancelled while waiting, it takes nothing.
         """
+        taken = await self._acquire_own(size)
+        if self.within is None:
+            return taken
+        try:  # never waits while holding any of the outer budget: no cycle, no deadlock
+            granted = await self.within.acquire(taken)
+        except BaseException:
+            self._release_own(taken)
+            raise
+        self._release_own(taken - granted)  # the outer budget is smaller than this one
+        return granted
+
+    def release(self, size: int) -> None:
+        """Give back bytes taken by ``acquire``; wakes the waiters that now fit, in order."""
+        if self.within is not None:
+            self.within.release(size)
+        self._release_own(size)
+
+    async def _acquire_own(self, size: int) -> int:
         size = min(max(size, 0), self.capacity)
         if not self._waiters and self.in_use + size <= self.capacity:
             self._take(size)
@@ -54,8 +87,7 @@ class BufferBudget:
             raise
         return size
 
-    def release(self, size: int) -> None:
-        """Give back bytes taken by ``acquire``; wakes the waiters that now fit, in order."""
+    def _release_own(self, size: int) -> None:
         self.in_use -= size
         self._wake()
 
@@ -66,7 +98,7 @@ class BufferBudget:
     def _withdraw(self, waiter: tuple[int, asyncio.Future[None]]) -> None:
         size, future = waiter
         if future.done() and not future.cancelled():  # granted just as it was cancelled
-            self.release(size)
+            self._release_own(size)
             return
         self._waiters.remove(waiter)
         self._wake()  # the next waiter may fit now that this one left the head

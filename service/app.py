@@ -58,7 +58,7 @@ def _limits(settings: Settings, store: str, write_buffers: BufferBudget) -> Call
         store=store,
         timeout=settings.store_timeout_seconds,
         threads=settings.store_threads,
-        write_buffers=write_buffers,
+        write_buffers=write_buffers.share(),
     )
 
 

@@ -272,12 +272,47 @@ async def test_failed_and_cancelled_puts_give_their_buffers_back(
         await backend.close()
 
 
-async def test_every_store_of_a_server_shares_the_configured_budget(tmp_path: Path) -> None:
+async def test_every_store_of_a_server_takes_a_share_of_one_budget(tmp_path: Path) -> None:
     shelf = open_shelf(Settings(data_dir=tmp_path, upload_buffer_bytes=20 * MIB))
     try:
-        budgets = {id(store.backend.limits.write_buffers) for store in shelf.stores.values()}  # type: ignore[attr-defined]
-        capacity = shelf.store("indexeddb").backend.limits.write_buffers.capacity  # type: ignore[attr-defined]
+        shares = [store.backend.limits.write_buffers for store in shelf.stores.values()]  # type: ignore[attr-defined]
     finally:
         await shelf.close()
-    assert len(shelf.stores) == 3 and len(budgets) == 1
-    assert capacity == 20 * MIB
+    assert len(shares) == 3 and len({id(share) for share in shares}) == 3
+    assert len({id(share.within) for share in shares}) == 1
+    assert shares[0].within.capacity == 20 * MIB
+    assert all(share.capacity == 10 * MIB for share in shares)
+
+
+async def test_a_stuck_store_holds_at_most_its_share() -> None:
+    budget = BufferBudget(16)
+    stuck, other = budget.share(), budget.share()
+    assert await stuck.acquire(4) == 4
+    held = await asyncio.wait_for(stuck.acquire(4), 1)  # kept until their calls time out
+    third = asyncio.create_task(stuck.acquire(4))
+    await asyncio.sleep(0)
+    assert not third.done()  # over the stuck store's share: waits, holding nothing outside
+    assert budget.in_use == 8
+    assert await asyncio.wait_for(other.acquire(2), 1) == 2  # the other store still saves
+    other.release(2)
+    third.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await third
+    stuck.release(held)
+    stuck.release(4)
+    assert budget.in_use == stuck.in_use == other.in_use == 0
+
+
+async def test_a_share_waiting_for_the_outer_budget_gives_its_own_back_when_cancelled() -> None:
+    budget = BufferBudget(10)
+    first, second = budget.share(0.8), budget.share(0.8)
+    held = await first.acquire(8)
+    waiting = asyncio.create_task(second.acquire(8))
+    await asyncio.sleep(0)
+    assert second.in_use == 8 and budget.in_use == 8  # its share taken, the outer one not
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert second.in_use == 0
+    first.release(held)
+    assert budget.in_use == 0
