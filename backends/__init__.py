@@ -12,6 +12,7 @@ import importlib
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
+from backends.buffers import BufferBudget
 from backends.concurrency import CallLimits
 from backends.errors import (
     InsufficientStorageError,
@@ -27,6 +28,7 @@ from backends.protocol import Backend, Capabilities, ListPage, ObjectInfo, Objec
 __all__ = [
     "KNOWN_SCHEMES",
     "Backend",
+    "BufferBudget",
     "CallLimits",
     "Capabilities",
     "InsufficientStorageError",

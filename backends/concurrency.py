@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from backends.buffers import BufferBudget
 from backends.errors import StorageError, UnavailableError
 
 T = TypeVar("T")
@@ -32,11 +33,14 @@ class CallLimits:
         store: the store's name, for messages (``store 'indexeddb' did not answer ...``).
         timeout: seconds one call may take, queueing included; None waits forever.
         threads: the most blocking calls in flight at once for this backend.
+        write_buffers: the budget its upload buffers (S3 parts, SQLite batches) take from,
+            shared by every store of a process (by default a budget of its own).
     """
 
     store: str = "store"
     timeout: float | None = DEFAULT_TIMEOUT_SECONDS
     threads: int = DEFAULT_THREADS
+    write_buffers: BufferBudget = field(default_factory=BufferBudget)
 
 
 class BlockingCalls:

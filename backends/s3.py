@@ -13,8 +13,9 @@ URL options exist for tests and are discouraged: URLs end up in logs and process
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterable, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,6 +32,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from backends.buffers import gathered
 from backends.concurrency import BlockingCalls, CallLimits, ThreadBound
 from backends.errors import (
     InsufficientStorageError,
@@ -129,16 +131,18 @@ class S3Backend:
         upload = _MultipartUpload(
             self._client, self.bucket, object_key, self._calls, self._transfer_deadline
         )
+        parts = gathered(chunks, self.part_size, self.limits.write_buffers)
         with self._translated(key):
-            try:
-                last_part = await _send_full_parts(upload, chunks, self.part_size)
-                if upload.upload_id is None:  # the whole value fits in one part
-                    return await self._put_single(key, object_key, last_part)
-                etag = await upload.complete(last_part)
-            except BaseException:
-                if not await asyncio.shield(upload.abort()):
-                    self._unaborted.append(upload)
-                raise
+            async with contextlib.aclosing(parts):  # the part's budget back after the abort
+                try:
+                    last_part = await _send_full_parts(upload, parts)
+                    if upload.upload_id is None:  # the whole value fits in one part
+                        return await self._put_single(key, object_key, last_part)
+                    etag = await upload.complete(last_part)
+                except BaseException:
+                    if not await asyncio.shield(upload.abort()):
+                        self._unaborted.append(upload)
+                    raise
         await self._retry_aborts()
         # Some servers answer CompleteMultipartUpload without an ETag (s3-testing.md).
         return ObjectInfo(key, upload.size, _etag(etag)) if etag else await self.head(key)
@@ -188,8 +192,13 @@ class S3Backend:
         self._calls.shutdown()
         self._client.close()
 
-    async def _put_single(self, key: str, object_key: str, data: bytes) -> ObjectInfo:
-        put_object = partial(self._client.put_object, Bucket=self.bucket, Key=object_key, Body=data)
+    async def _put_single(self, key: str, object_key: str, data: bytearray) -> ObjectInfo:
+        put_object = partial(
+            self._client.put_object,
+            Bucket=self.bucket,
+            Key=object_key,
+            Body=data,  # type: ignore[arg-type]  # botocore takes a bytearray; its stubs do not say so
+        )
         response = await self._calls.wait(self._calls.start(put_object), self._transfer_deadline)
         return ObjectInfo(key, len(data), _etag(response["ETag"]))
 
@@ -268,10 +277,10 @@ class _MultipartUpload:
         self._parts: list[CompletedPartTypeDef] = []
         self._in_flight: Any = None  # the concurrent future of the call in a thread
 
-    async def send_part(self, data: bytes) -> None:
+    async def send_part(self, data: bytearray) -> None:
         await self._call(self._send_part, data)
 
-    async def complete(self, last_part: bytes) -> str:
+    async def complete(self, last_part: bytearray) -> str:
         """Send the last part and complete; the ETag, or "" if the server gave none."""
         await self.send_part(last_part)
         return await self._call(self._complete)
@@ -310,7 +319,7 @@ class _MultipartUpload:
         self._in_flight = self._calls.start(function, *args)
         return await asyncio.shield(self._calls.wait(self._in_flight, self._deadline))
 
-    def _send_part(self, data: bytes) -> None:
+    def _send_part(self, data: bytearray) -> None:
         if self.upload_id is None:
             created = self._client.create_multipart_upload(Bucket=self._bucket, Key=self._key)
             self.upload_id = created["UploadId"]
@@ -320,7 +329,7 @@ class _MultipartUpload:
             Key=self._key,
             UploadId=self.upload_id,
             PartNumber=number,
-            Body=data,
+            Body=data,  # type: ignore[arg-type]  # as in _put_single
         )
         self._parts.append({"ETag": response["ETag"], "PartNumber": number})
         self.size += len(data)
@@ -336,19 +345,19 @@ class _MultipartUpload:
 
 
 async def _send_full_parts(
-    upload: _MultipartUpload, chunks: AsyncIterable[bytes], part_size: int
-) -> bytes:
-    """Upload every full part once more bytes follow it; return the last part, unsent."""
-    buffer = bytearray()
-    async for chunk in chunks:
-        buffer += chunk
-        while len(buffer) > part_size:
-            with memoryview(buffer) as view:
-                part = bytes(view[:part_size])  # one copy; the bytearray slice would add one
-            del buffer[:part_size]
-            await upload.send_part(part)
-            del part  # only one part in memory while the next one fills
-    return bytes(buffer)
+    upload: _MultipartUpload, parts: AsyncIterator[tuple[bytearray, bool]]
+) -> bytearray:
+    """Upload every part but the last; return the last part, unsent.
+
+    The parts are sent as they are (botocore takes a bytearray Body and checksums it): one
+    part-sized buffer per upload, none copied.
+    """
+    async for part, last in parts:
+        if last:
+            return part
+        await upload.send_part(part)
+        del part  # freed before the next part takes the budget
+    return bytearray()  # not reached: gathered() always ends with a last part
 
 
 class _BodyChunks:

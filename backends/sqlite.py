@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from backends.buffers import gathered
 from backends.concurrency import BlockingCalls, CallLimits, ThreadBound
 from backends.errors import (
     InsufficientStorageError,
@@ -38,7 +39,7 @@ CHUNK_BYTES = 1 << 20
 PAGE_BYTES = 64 << 10
 READ_AHEAD_ROWS = 4
 WAL_LIMIT_BYTES = 64 << 20
-BATCH_BYTES = 4 * CHUNK_BYTES  # rows per write transaction, bounded memory per upload
+BATCH_BYTES = 4 * CHUNK_BYTES  # rows per write transaction, held in the write-buffer budget
 STALE_STAGING_SECONDS = 24 * 3600
 MAX_IDLE_READERS = 16
 MAX_BUSY_SECONDS = 5.0  # below a client's patience, and below the call deadline
@@ -279,28 +280,26 @@ class SqliteBackend:
         return int(cursor.lastrowid or 0)
 
     async def _write_chunks(self, blob_id: int, chunks: AsyncIterable[bytes]) -> int:
-        pending = bytearray()
         seq = size = 0
-        async for chunk in chunks:
-            pending += chunk
-            size += len(chunk)
-            if len(pending) >= BATCH_BYTES:
-                rows = _rows(pending, len(pending) - len(pending) % CHUNK_BYTES)
-                await self._run(self._insert_rows, blob_id, seq, rows)
-                del pending[: len(rows) * CHUNK_BYTES]
-                seq += len(rows)
-        if pending:
-            await self._run(self._insert_rows, blob_id, seq, _rows(pending, len(pending)))
+        batches = gathered(chunks, BATCH_BYTES, self.limits.write_buffers)
+        async with contextlib.aclosing(batches):
+            async for batch, _last in batches:
+                if batch:
+                    seq += await self._run(self._insert_rows, blob_id, seq, batch)
+                    size += len(batch)
+                del batch  # freed before the next batch takes the budget
         return size
 
-    def _insert_rows(self, blob_id: int, first_seq: int, rows: builtins.list[bytes]) -> None:
-        """Several chunk rows in one transaction: one commit per batch, not per row."""
+    def _insert_rows(self, blob_id: int, first_seq: int, batch: bytearray) -> int:
+        """A batch as chunk rows in one transaction (one commit per batch); the rows."""
+        rows = _rows(batch)
         connection = self._connection()
         with _transaction(connection):
             connection.executemany(
                 "INSERT INTO chunks (blob_id, seq, data) VALUES (?, ?, ?)",
                 [(blob_id, first_seq + index, row) for index, row in enumerate(rows)],
             )
+        return len(rows)
 
     def _commit_blob(self, key: str, blob_id: int, size: int) -> None:
         connection = self._connection()
@@ -359,13 +358,13 @@ def _snapshot_row(connection: sqlite3.Connection, key: str) -> tuple[int, int]:
     return _object_row(connection, key)
 
 
-def _rows(pending: bytearray, end: int) -> list[bytes]:
-    """``pending[:end]`` cut into CHUNK_BYTES rows (the last may be shorter)."""
-    with memoryview(pending) as view:
-        return [
-            bytes(view[start : min(start + CHUNK_BYTES, end)])
-            for start in range(0, end, CHUNK_BYTES)
-        ]
+def _rows(batch: bytearray) -> list[memoryview]:
+    """The batch cut into CHUNK_BYTES rows (the last may be shorter), uncopied.
+
+    sqlite3 binds any buffer as a BLOB, so the rows are views of the batch.
+    """
+    view = memoryview(batch)
+    return [view[start : start + CHUNK_BYTES] for start in range(0, len(batch), CHUNK_BYTES)]
 
 
 def _drop_blob_rows(connection: sqlite3.Connection, blob_id: int) -> None:

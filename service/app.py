@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
-from backends import CallLimits, open_backend
+from backends import BufferBudget, CallLimits, open_backend
 from modelstore import ModelStore, Shelf
 from modelstore.layout import MODEL_JSON, RESERVED_PREFIX
 from schemas.artifacts import ModelArtifacts
@@ -39,11 +39,12 @@ EXPOSED_HEADERS = ["ETag", "Link", "Location", "Content-Length", "X-Model-Versio
 
 
 def open_shelf(settings: Settings) -> Shelf:
-    """Open every configured store's backend."""
+    """Open every configured store's backend; their upload buffers share one budget."""
+    write_buffers = BufferBudget(settings.upload_buffer_bytes)
     stores = {
         name: ModelStore(
             name,
-            open_backend(url, _limits(settings, name)),
+            open_backend(url, _limits(settings, name, write_buffers)),
             quota_bytes=settings.quotas.get(name),
             max_model_json_bytes=settings.max_model_json_bytes,
         )
@@ -52,9 +53,12 @@ def open_shelf(settings: Settings) -> Shelf:
     return Shelf(stores)
 
 
-def _limits(settings: Settings, store: str) -> CallLimits:
+def _limits(settings: Settings, store: str, write_buffers: BufferBudget) -> CallLimits:
     return CallLimits(
-        store=store, timeout=settings.store_timeout_seconds, threads=settings.store_threads
+        store=store,
+        timeout=settings.store_timeout_seconds,
+        threads=settings.store_threads,
+        write_buffers=write_buffers.share(),
     )
 
 

@@ -72,9 +72,10 @@ class Settings(BaseSettings):
         "threads, so a stuck store cannot starve the others",
     )
     upload_buffer_bytes: int = Field(
-        default=64 * MiB,
+        default=32 * MiB,
         ge=16 * MiB,
-        description="Memory all uploads in flight may hold in backend write buffers together",
+        description="Memory all uploads in flight may hold in backend write buffers (S3 parts, "
+        "SQLite batches) together; further uploads wait for their turn",
     )
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     cors_allow_credentials: bool = False
