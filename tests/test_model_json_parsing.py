@@ -102,7 +102,9 @@ entries = st.fixed_dictionaries(
             {
                 "dtype": st.just("uint8"),
                 "min": st.floats(allow_nan=False, allow_infinity=False),
-                "scale": st.one_of(st.floats(allow_nan=False), st.integers(-(2**60), 2**60)),
+                "scale": st.one_of(
+                    st.floats(allow_nan=False, allow_infinity=False), st.integers(-(2**60), 2**60)
+                ),
             }
         ),
         "group": st.just("model"),
