@@ -98,6 +98,9 @@ def test_download_abort_storm_leaves_the_server_whole(
             after_first = _settled_fds(server, 0, timeout=2.0), server.threads()
     assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
     assert httpx.get(server.url + path, timeout=30).content == data
-    fds = _settled_fds(server, after_first[0] + 2)
-    assert fds <= after_first[0] + 2, f"{fds - after_first[0]} file descriptors leaked"
+    # Readers kept for reuse (and SQLite's deferred closes) follow the peak concurrency of a
+    # round, which varies a little; a leak would add one per cut download: 40 a round.
+    slack = CONNECTIONS // 4
+    fds = _settled_fds(server, after_first[0] + slack)
+    assert fds <= after_first[0] + slack, f"{fds - after_first[0]} file descriptors leaked"
     assert server.threads() <= after_first[1] + 2, "threads kept growing"
