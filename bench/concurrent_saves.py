@@ -40,13 +40,13 @@ from benchkit import (
     note,
     peak_rss_bytes,
     run_metadata,
-    weight_chunks,
     write_json,
 )
 
 sys.path.insert(0, str(REPOSITORY))  # run as a script: the project's packages live there
 
-from tests.modelfactory import http_saved
+from service_throughput import multipart_body
+
 from tests.support.seaweed import terminate as stop
 
 STORES = ("file", "indexeddb", "s3")
@@ -204,7 +204,8 @@ async def save_batch(base_url: str, store: str, size: int, args: argparse.Namesp
 
 async def post_model(client: httpx.AsyncClient, url: str, size: int, progress: Progress) -> None:
     boundary = f"----modelshelf-bench-{secrets.token_hex(8)}"
-    length, body = multipart_body(boundary, size, progress)
+    length, chunks = multipart_body(boundary, size, progress)  # what service_throughput sends
+    body = _async_chunks(chunks)
     headers = {
         "Content-Type": f"multipart/form-data; boundary={boundary}",
         "Content-Length": str(length),
@@ -214,35 +215,9 @@ async def post_model(client: httpx.AsyncClient, url: str, size: int, progress: P
         raise RuntimeError(f"{url}: HTTP {response.status_code}: {response.text[:500]}")
 
 
-def multipart_body(
-    boundary: str, size: int, progress: Progress
-) -> tuple[int, AsyncIterator[bytes]]:
-    entry = {"name": "bench/kernel", "shape": [size // 4], "dtype": "float32"}
-    model_json = http_saved([entry], b"").model_json
-    head = (
-        _part_head(boundary, "model.json", "application/json")
-        + model_json
-        + b"\r\n"
-        + _part_head(boundary, "model.weights.bin", "application/octet-stream")
-    )
-    tail = f"\r\n--{boundary}--\r\n".encode()
-
-    async def chunks() -> AsyncIterator[bytes]:
-        yield head
-        for chunk in weight_chunks(size):
-            progress.advance(len(chunk))
-            yield chunk
-        yield tail
-
-    return len(head) + size + len(tail), chunks()
-
-
-def _part_head(boundary: str, name: str, content_type: str) -> bytes:
-    return (
-        f"--{boundary}\r\n"
-        f'Content-Disposition: form-data; name="{name}"; filename="{name}"\r\n'
-        f"Content-Type: {content_type}\r\n\r\n"
-    ).encode()
+async def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
 
 
 def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> Report:
