@@ -7,7 +7,8 @@ ModelshelfError                  every SDK error: .status, .code, .message
 ├── ConflictError                409
 ├── TooLargeError                413: over the server's body limit
 ├── QuotaExceededError           507: the store's quota (or medium) is full
-├── UnavailableError             503, or the server cannot be reached
+├── UnavailableError             503 (a store is down or read-only), 408 (the upload stalled),
+│                                or the server cannot be reached
 └── ServerError                  500: a server fault; its log says more
 """
 
@@ -69,6 +70,7 @@ _BY_STATUS: dict[int, type[ModelshelfError]] = {
     400: InvalidRequestError,
     404: NotFoundError,
     405: InvalidRequestError,
+    408: UnavailableError,  # request_timeout: the upload stalled; sending again may work
     409: ConflictError,
     413: TooLargeError,
     415: InvalidRequestError,

@@ -221,3 +221,22 @@ def test_quota_property_no_mix_of_saves_exceeds_it(saves: list[tuple[int, bool, 
         assert store._ledger.active == 0
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "kind"),
+    [
+        (408, "request_timeout", "UnavailableError"),
+        (503, "store_read_only", "UnavailableError"),
+        (503, "unavailable", "UnavailableError"),
+        (507, "insufficient_storage", "QuotaExceededError"),
+        (500, "version_files_missing", "ServerError"),
+    ],
+)
+def test_the_sdk_raises_a_clear_exception_for_each_new_code(
+    status: int, code: str, kind: str
+) -> None:
+    from modelshelf._exceptions import error_for
+
+    error = error_for(status, {"code": code, "message": "m"})
+    assert type(error).__name__ == kind and error.code == code
