@@ -8,14 +8,15 @@ again once space is freed, without a restart. A read-only data dir still serves 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from backends import open_backend
-from backends.ops import iter_keys
+from backends import InsufficientStorageError, open_backend
+from backends.ops import iter_keys, put_bytes
 from service.settings import Settings
 from tests.modelfactory import http_saved
 from tests.support.live_server import live_server
@@ -154,3 +155,21 @@ def test_a_read_only_data_dir_serves_loads_and_refuses_saves(small_disk: Path) -
                 assert _loads_whole(client, store, "m", 256 * KIB)
     finally:
         remount(small_disk, "rw")
+
+
+@pytest.mark.parametrize("kind", ["file", "sqlite"])
+async def test_a_put_larger_than_the_disk_is_insufficient_storage(
+    tmp_path: Path, kind: str
+) -> None:
+    """Several write batches into a full disk: SQLite rolls back by itself (SQLITE_FULL), and a
+    second ROLLBACK would hide that behind 'no transaction is active' (a 500)."""
+    with tmpfs(tmp_path / "tiny", "6m") as disk:
+        url = f"file://{disk / 'files'}" if kind == "file" else f"sqlite://{disk / 'db.sqlite'}"
+        backend = open_backend(url)
+        try:
+            with pytest.raises(InsufficientStorageError, match="no space left"):
+                await put_bytes(backend, "big", os.urandom(16 * MIB))
+            assert [info.key async for info in iter_keys(backend)] == []
+            await put_bytes(backend, "small", b"fits")  # a failed put left room behind it
+        finally:
+            await backend.close()
