@@ -6,7 +6,7 @@ COPY modelstore modelstore
 COPY schemas schemas
 COPY service service
 COPY modelshelf modelshelf
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir ".[server]"
 ENV MODELSHELF_DATA_DIR=/data MODELSHELF_HOST=0.0.0.0 MODELSHELF_PORT=8000
 VOLUME /data
 EXPOSE 8000

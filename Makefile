@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 PORT   ?= 8000
+# mypy and import-linter read the package as pip installs it (modelshelf.service from
+# service/, ...), which an editable install's import hook hides from them.
+INSTALLED = build/installed
 
 .PHONY: serve test install install-test lint bench clean
 
@@ -13,10 +16,10 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e ".[server]"
 
 install-test: $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[server,test]"
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 	cd tests/clients/ts && npm ci --no-audit --no-fund --loglevel=error
 
@@ -26,7 +29,11 @@ serve: install
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	rm -rf $(INSTALLED)
+	$(BIN)/pip install --quiet --no-deps --target $(INSTALLED) .
+	cd $(INSTALLED) && $(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml \
+		--cache-dir $(CURDIR)/.mypy_cache -p modelshelf
+	cd $(INSTALLED) && $(abspath $(BIN))/lint-imports --config $(CURDIR)/pyproject.toml
 
 test: install-test lint
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
@@ -39,4 +46,4 @@ bench: install-test
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/concurrent_saves.py
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build tests/js/node_modules .pytest_cache .mypy_cache .ruff_cache

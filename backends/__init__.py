@@ -12,9 +12,9 @@ import importlib
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
-from backends.buffers import BufferBudget
-from backends.concurrency import CallLimits
-from backends.errors import (
+from modelshelf.backends.buffers import BufferBudget
+from modelshelf.backends.concurrency import CallLimits
+from modelshelf.backends.errors import (
     InsufficientStorageError,
     InvalidKeyError,
     NotFoundError,
@@ -23,7 +23,7 @@ from backends.errors import (
     StorageError,
     UnavailableError,
 )
-from backends.protocol import Backend, Capabilities, ListPage, ObjectInfo, ObjectStream
+from modelshelf.backends.protocol import Backend, Capabilities, ListPage, ObjectInfo, ObjectStream
 
 __all__ = [
     "KNOWN_SCHEMES",
@@ -48,9 +48,9 @@ __all__ = [
 
 # scheme -> "module:factory"; imported lazily so boto3 loads only for s3 stores.
 _REGISTRY: dict[str, str] = {
-    "memory": "backends.memory:from_url",
-    "file": "backends.local:from_url",
-    "sqlite": "backends.sqlite:from_url",
+    "memory": "modelshelf.backends.memory:from_url",
+    "file": "modelshelf.backends.local:from_url",
+    "sqlite": "modelshelf.backends.sqlite:from_url",
     "s3": "backends.s3:from_url",
 }
 KNOWN_SCHEMES = tuple(_REGISTRY)

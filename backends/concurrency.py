@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from backends.buffers import BufferBudget
-from backends.errors import StorageError, UnavailableError
+from modelshelf.backends.buffers import BufferBudget
+from modelshelf.backends.errors import StorageError, UnavailableError
 
 T = TypeVar("T")
 R = TypeVar("R")

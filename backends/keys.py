@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backends.errors import InvalidKeyError
+from modelshelf.backends.errors import InvalidKeyError
 
 MAX_KEY_BYTES = 1024  # S3's limit, the tightest of our media
 MAX_SEGMENT_BYTES = 255  # NAME_MAX on every common file system

@@ -20,8 +20,8 @@ from typing import Any, BinaryIO, TypeVar
 
 import aiofiles
 
-from backends.concurrency import BlockingCalls, CallLimits, ThreadBound
-from backends.errors import (
+from modelshelf.backends.concurrency import BlockingCalls, CallLimits, ThreadBound
+from modelshelf.backends.errors import (
     InsufficientStorageError,
     InvalidKeyError,
     NotFoundError,
@@ -30,8 +30,8 @@ from backends.errors import (
     StorageError,
     UnavailableError,
 )
-from backends.keys import validate_key
-from backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
+from modelshelf.backends.keys import validate_key
+from modelshelf.backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
 
 TEMP_PREFIX = ".modelshelf-tmp-"
 READ_CHUNK_BYTES = 1 << 20

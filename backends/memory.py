@@ -6,9 +6,9 @@ import bisect
 import hashlib
 from collections.abc import AsyncIterable, AsyncIterator
 
-from backends.errors import NotFoundError
-from backends.keys import validate_key
-from backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
+from modelshelf.backends.errors import NotFoundError
+from modelshelf.backends.keys import validate_key
+from modelshelf.backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
 
 READ_CHUNK_BYTES = 1 << 20
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from backends.errors import NotFoundError
-from backends.protocol import Backend, ObjectInfo
+from modelshelf.backends.errors import NotFoundError
+from modelshelf.backends.protocol import Backend, ObjectInfo
 
 
 async def read_all(backend: Backend, key: str) -> bytes:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from backends.keys import MAX_KEY_BYTES
+from modelshelf.backends.keys import MAX_KEY_BYTES
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,9 +32,9 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from backends.buffers import gathered
-from backends.concurrency import BlockingCalls, CallLimits, ThreadBound
-from backends.errors import (
+from modelshelf.backends.buffers import gathered
+from modelshelf.backends.concurrency import BlockingCalls, CallLimits, ThreadBound
+from modelshelf.backends.errors import (
     InsufficientStorageError,
     InvalidKeyError,
     NotFoundError,
@@ -42,8 +42,8 @@ from backends.errors import (
     StorageError,
     UnavailableError,
 )
-from backends.keys import MAX_KEY_BYTES, validate_key
-from backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
+from modelshelf.backends.keys import MAX_KEY_BYTES, validate_key
+from modelshelf.backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
 
 if TYPE_CHECKING:
     from botocore.awsrequest import AWSPreparedRequest

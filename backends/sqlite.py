@@ -21,9 +21,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from backends.buffers import gathered
-from backends.concurrency import BlockingCalls, CallLimits, ThreadBound
-from backends.errors import (
+from modelshelf.backends.buffers import gathered
+from modelshelf.backends.concurrency import BlockingCalls, CallLimits, ThreadBound
+from modelshelf.backends.errors import (
     InsufficientStorageError,
     InvalidKeyError,
     NotFoundError,
@@ -32,8 +32,8 @@ from backends.errors import (
     StorageError,
     UnavailableError,
 )
-from backends.keys import validate_key
-from backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
+from modelshelf.backends.keys import validate_key
+from modelshelf.backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
 
 CHUNK_BYTES = 1 << 20
 PAGE_BYTES = 64 << 10

@@ -1,13 +1,13 @@
 """Issue 8, item 7: peak RSS of the server while many large saves run at once, per store.
 
 --concurrency (8) streaming multipart POSTs of --size MiB (128) each, as tf.io.http sends them,
-go at once to a fresh ``python -m service`` subprocess serving one store (file, indexeddb =
-sqlite, s3 = a SeaweedFS the script starts), from an httpx.AsyncClient in this process. The
-server's peak RSS is the VmHWM of its pid after the saves; MB/s is the total weight bytes over
-the wall time of the whole batch. Baselines measured in the same run: each server's idle RSS
-(VmHWM before the first save) and the file store's figures (ratios in the table). SeaweedFS
-runs in a process of its own and is not counted. ``--env`` passes settings to the servers, e.g.
-``--env MODELSHELF_UPLOAD_BUFFER_BYTES=67108864`` or ``--env MALLOC_ARENA_MAX=2``.
+go at once to a fresh ``python -m modelshelf.service`` subprocess serving one store (file,
+indexeddb = sqlite, s3 = a SeaweedFS the script starts), from an httpx.AsyncClient in this
+process. The server's peak RSS is the VmHWM of its pid after the saves; MB/s is the total weight
+bytes over the wall time of the whole batch. Baselines measured in the same run: each server's
+idle RSS (VmHWM before the first save) and the file store's figures (ratios in the table).
+SeaweedFS runs in a process of its own and is not counted. ``--env`` passes settings to the
+servers, e.g. ``--env MODELSHELF_UPLOAD_BUFFER_BYTES=67108864`` or ``--env MALLOC_ARENA_MAX=2``.
 Goal: peak RSS < 150 MB on every store, throughput not worse than before beyond noise.
 """
 
@@ -121,7 +121,7 @@ def store_url(store: str, workdir: Path) -> Iterator[tuple[str, dict[str, str]]]
 
 @contextmanager
 def serving(store: str, url: str, folder: Path, env: dict[str, str]) -> Iterator[Server]:
-    """``python -m service`` with one store, on a free port; yields it once it answers."""
+    """``python -m modelshelf.service`` with one store, on a free port, once it answers."""
     folder.mkdir(parents=True)
     port = free_port()
     environment = {
@@ -134,7 +134,7 @@ def serving(store: str, url: str, folder: Path, env: dict[str, str]) -> Iterator
     log_path = folder / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "service", "--port", str(port)],
+            [sys.executable, "-m", "modelshelf.service", "--port", str(port)],
             cwd=REPOSITORY,
             env=environment,
             stdin=subprocess.DEVNULL,

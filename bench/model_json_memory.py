@@ -120,7 +120,7 @@ def run_one(shape: str, path: str, workdir: Path) -> dict[str, Any]:
     if shape == "baseline":
         return measure_baseline(data, workdir)
     result: dict[str, Any] = {"shape": shape, "bytes": len(data)}
-    from modelstore.parsing import parse_model_json, parse_whole
+    from modelshelf.modelstore.parsing import parse_model_json, parse_whole
 
     for label, parse in (("before", parse_whole), ("now", parse_model_json)):
         growth, seconds = measured(lambda parse=parse: parse(data, "~v/x/"))  # type: ignore[misc]
@@ -148,7 +148,7 @@ def measure_baseline(data: bytes, workdir: Path) -> dict[str, Any]:
 def measure_service(data: bytes, store: Path) -> dict[str, Any]:
     import httpx
 
-    from service.settings import Settings
+    from modelshelf.service.settings import Settings
     from tests.support.formdata import form_body
     from tests.support.live_server import live_server
 
@@ -187,7 +187,7 @@ def poll_while(action: Any, server: str | None) -> float:
     import httpx
 
     if server is None:
-        from service.settings import Settings
+        from modelshelf.service.settings import Settings
         from tests.support.live_server import live_server
 
         with live_server(Settings(stores={})) as idle:

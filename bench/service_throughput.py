@@ -180,7 +180,7 @@ def serve_modelshelf(folder: Path, env: dict[str, str]) -> AbstractContextManage
         "indexeddb": f"sqlite://{folder / 'indexeddb.sqlite'}",
     }
     env = {**env, "MODELSHELF_STORES": json.dumps(stores), "MODELSHELF_DATA_DIR": str(folder)}
-    command = ["-m", "uvicorn", "service.app:create_app", "--factory", *UVICORN_OPTIONS]
+    command = ["-m", "uvicorn", "modelshelf.service.app:create_app", "--factory", *UVICORN_OPTIONS]
     return serving("service", command, folder, env)
 
 

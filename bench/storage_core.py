@@ -42,8 +42,8 @@ from benchkit import (
 
 sys.path.insert(0, str(REPOSITORY))  # run as a script: the project's packages live there
 
-from backends import open_backend
-from modelstore import ModelStore, WeightUpload
+from modelshelf.backends import open_backend
+from modelshelf.modelstore import ModelStore, WeightUpload
 from tests.modelfactory import http_saved
 
 BACKENDS = ("file", "sqlite", "s3")

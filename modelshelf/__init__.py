@@ -23,8 +23,8 @@ from modelshelf._exceptions import (
     UnavailableError,
 )
 from modelshelf._weights import decode_weights, encode_weights
-from schemas.artifacts import ModelArtifactsInfo, SaveResult
-from schemas.versions import ModelInfo, VersionInfo
+from modelshelf.schemas.artifacts import ModelArtifactsInfo, SaveResult
+from modelshelf.schemas.versions import ModelInfo, VersionInfo
 
 __version__ = "0.1.0"
 __all__ = [

@@ -23,8 +23,8 @@ from modelshelf._files import (
 )
 from modelshelf._multipart import CHUNK_BYTES, Part, Progress, multipart_body
 from modelshelf._urls import ModelURL, store_and_prefix
-from schemas.artifacts import ModelArtifactsInfo, SaveResult
-from schemas.versions import ModelInfo, StoreInfo, StoreList, VersionInfo
+from modelshelf.schemas.artifacts import ModelArtifactsInfo, SaveResult
+from modelshelf.schemas.versions import ModelInfo, StoreInfo, StoreList, VersionInfo
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 T = TypeVar("T")

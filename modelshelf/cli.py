@@ -89,7 +89,7 @@ _CLIENT_COMMANDS: list[tuple[str, str, list[tuple[str, str]]]] = [
 
 
 def _serve_parser(commands: Any) -> None:
-    from service.cli import add_serve_arguments
+    from modelshelf.service.cli import add_serve_arguments
 
     serve = commands.add_parser(
         "serve",
@@ -115,7 +115,7 @@ def _client_options(parser: argparse.ArgumentParser, command: str) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        from service.cli import serve
+        from modelshelf.service.cli import serve
 
         serve(args)
         return

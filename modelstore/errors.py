@@ -21,7 +21,7 @@ Every class has a stable ``code``; ``schemas.errors.ERROR_STATUS`` maps codes to
 
 from __future__ import annotations
 
-from backends.errors import InvalidKeyError, NotFoundError, StorageError
+from modelshelf.backends.errors import InvalidKeyError, NotFoundError, StorageError
 
 
 class ModelNotFoundError(NotFoundError):

@@ -6,10 +6,10 @@ import json
 import re
 from collections.abc import AsyncIterator
 
-from modelstore.errors import InvalidNameError
-from modelstore.jsjson import compact_json
-from modelstore.store import ModelStore
-from schemas.versions import VersionInfo
+from modelshelf.modelstore.errors import InvalidNameError
+from modelshelf.modelstore.jsjson import compact_json
+from modelshelf.modelstore.store import ModelStore
+from modelshelf.schemas.versions import VersionInfo
 
 _PREFIX = re.compile(r"[^/\\\x00-\x1f?#*:\"<>|]{1,200}")
 

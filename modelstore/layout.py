@@ -14,9 +14,9 @@ model's keys and every HTTP route unambiguous.
 
 from __future__ import annotations
 
-from backends.errors import InvalidKeyError
-from backends.keys import validate_key
-from modelstore.errors import InvalidModelError, InvalidNameError
+from modelshelf.backends.errors import InvalidKeyError
+from modelshelf.backends.keys import validate_key
+from modelshelf.modelstore.errors import InvalidModelError, InvalidNameError
 
 CATALOG = "~models"
 VERSIONS_SEGMENT = "~v"

@@ -13,11 +13,11 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from backends.errors import InvalidKeyError
-from backends.keys import validate_key
-from modelstore.errors import InvalidModelError
-from modelstore.served import ServedModelJson
-from schemas.artifacts import ModelJSON
+from modelshelf.backends.errors import InvalidKeyError
+from modelshelf.backends.keys import validate_key
+from modelshelf.modelstore.errors import InvalidModelError
+from modelshelf.modelstore.served import ServedModelJson
+from modelshelf.schemas.artifacts import ModelJSON
 
 ELEMENT_BYTES = {
     "float32": 4,

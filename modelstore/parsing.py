@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from modelstore import splitparsing
-from modelstore.errors import InvalidModelError
-from modelstore.jsjson import compact_json, js_byte_length
-from modelstore.manifest import (
+from modelshelf.modelstore import splitparsing
+from modelshelf.modelstore.errors import InvalidModelError
+from modelshelf.modelstore.jsjson import compact_json, js_byte_length
+from modelshelf.modelstore.manifest import (
     ValidatedModelJson,
     check_groups_have_files,
     file_specs,
@@ -23,8 +23,8 @@ from modelstore.manifest import (
     validate_schema,
     weight_entry,
 )
-from modelstore.rawjson import UnsplittableJsonError
-from modelstore.served import ServedModelJson
+from modelshelf.modelstore.rawjson import UnsplittableJsonError
+from modelshelf.modelstore.served import ServedModelJson
 
 
 def parse_model_json(data: bytes, weight_prefix: str = "") -> ValidatedModelJson:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from modelstore.errors import QuotaExceededError
+from modelshelf.modelstore.errors import QuotaExceededError
 
 
 class QuotaLedger:

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from modelstore.jsjson import is_js_float_text, number_corrections, python_json_length
+from modelshelf.modelstore.jsjson import is_js_float_text, number_corrections, python_json_length
 
 Raw = msgspec.Raw
 PIECE_BYTES = 1 << 20

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from backends.errors import NotFoundError
-from backends.protocol import Backend, ObjectInfo, ObjectStream
+from modelshelf.backends.errors import NotFoundError
+from modelshelf.backends.protocol import Backend, ObjectInfo, ObjectStream
 
 CHUNK_BYTES = 1 << 20
 Part = bytes | msgspec.Raw

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from modelstore import layout
-from modelstore.errors import (
+from modelshelf.modelstore import layout
+from modelshelf.modelstore.errors import (
     IntegrityError,
     InvalidModelUrlError,
     ModelNotFoundError,
     SameSourceAndDestinationError,
     UnknownStoreError,
 )
-from modelstore.store import ModelStore, WeightUpload
-from schemas.versions import VersionInfo
+from modelshelf.modelstore.store import ModelStore, WeightUpload
+from modelshelf.schemas.versions import VersionInfo
 
 
 @dataclass(frozen=True, slots=True)

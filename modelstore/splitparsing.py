@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from modelstore import rawjson
-from modelstore.errors import InvalidModelError
-from modelstore.jsjson import compact_json
-from modelstore.manifest import (
+from modelshelf.modelstore import rawjson
+from modelshelf.modelstore.errors import InvalidModelError
+from modelshelf.modelstore.jsjson import compact_json
+from modelshelf.modelstore.manifest import (
     ValidatedModelJson,
     WeightEntry,
     check_groups_have_files,
@@ -29,9 +29,9 @@ from modelstore.manifest import (
     validate_schema,
     weight_entry,
 )
-from modelstore.rawjson import Raw, UnsplittableJsonError
-from modelstore.served import Part, ServedModelJson
-from schemas.artifacts import WeightsManifestEntry
+from modelshelf.modelstore.rawjson import Raw, UnsplittableJsonError
+from modelshelf.modelstore.served import Part, ServedModelJson
+from modelshelf.schemas.artifacts import WeightsManifestEntry
 
 ENTRY_BATCH_BYTES = 64 << 10  # one pydantic call holds the GIL; keep each one short
 _TEXT_SLICE = 1 << 20

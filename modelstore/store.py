@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from backends.errors import (
+from modelshelf.backends.errors import (
     InsufficientStorageError,
     NotFoundError,
     StorageError,
     UnavailableError,
 )
-from backends.ops import delete_if_present, iter_keys, put_bytes, read_all
-from backends.protocol import Backend, ObjectStream
-from modelstore import layout
-from modelstore.errors import (
+from modelshelf.backends.ops import delete_if_present, iter_keys, put_bytes, read_all
+from modelshelf.backends.protocol import Backend, ObjectStream
+from modelshelf.modelstore import layout
+from modelshelf.modelstore.errors import (
     InvalidModelError,
     ModelNotFoundError,
     PayloadTooLargeError,
@@ -28,14 +28,14 @@ from modelstore.errors import (
     VersionNotFoundError,
     WeightFileNotFoundError,
 )
-from modelstore.manifest import ValidatedModelJson, WeightFileSpec, normalize_weight_path
-from modelstore.parsing import parse_model_json
-from modelstore.quota import QuotaLedger, Reservation, unlimited
-from modelstore.served import ServedModelJson, open_served, store_served
-from modelstore.version_ids import is_version_id, iso_date, new_version_id
-from modelstore.weights import WeightStreamChecker
-from schemas.artifacts import ModelArtifactsInfo
-from schemas.versions import StoredFile, VersionInfo
+from modelshelf.modelstore.manifest import ValidatedModelJson, WeightFileSpec, normalize_weight_path
+from modelshelf.modelstore.parsing import parse_model_json
+from modelshelf.modelstore.quota import QuotaLedger, Reservation, unlimited
+from modelshelf.modelstore.served import ServedModelJson, open_served, store_served
+from modelshelf.modelstore.version_ids import is_version_id, iso_date, new_version_id
+from modelshelf.modelstore.weights import WeightStreamChecker
+from modelshelf.schemas.artifacts import ModelArtifactsInfo
+from modelshelf.schemas.versions import StoredFile, VersionInfo
 
 DEFAULT_MAX_MODEL_JSON_BYTES = 64 << 20
 PUBLISH_ATTEMPTS = 5

@@ -7,8 +7,8 @@ tensors have no fixed size: their u32 little-endian length prefixes are walked.
 
 from __future__ import annotations
 
-from modelstore.errors import WeightSizeMismatchError
-from modelstore.manifest import WeightEntry
+from modelshelf.modelstore.errors import WeightSizeMismatchError
+from modelshelf.modelstore.manifest import WeightEntry
 
 STRING_LENGTH_BYTES = 4
 

@@ -1,6 +1,6 @@
 """Pydantic wire models shared by the service and the SDK."""
 
-from schemas.artifacts import (
+from modelshelf.schemas.artifacts import (
     Dtype,
     ModelArtifacts,
     ModelArtifactsInfo,
@@ -11,8 +11,8 @@ from schemas.artifacts import (
     WeightsManifestEntry,
     WeightsManifestGroup,
 )
-from schemas.errors import ERROR_STATUS, ErrorBody
-from schemas.versions import (
+from modelshelf.schemas.errors import ERROR_STATUS, ErrorBody
+from modelshelf.schemas.versions import (
     ModelInfo,
     ModelList,
     StoredFile,

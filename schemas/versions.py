@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, RootModel
 
-from schemas.artifacts import ModelArtifactsInfo
+from modelshelf.schemas.artifacts import ModelArtifactsInfo
 
 
 class StoredFile(BaseModel):

@@ -1,5 +1,5 @@
-"""``python -m service``: run the server (same options as ``modelshelf serve``)."""
+"""``python -m modelshelf.service``: run the server (same options as ``modelshelf serve``)."""
 
-from service.cli import main
+from modelshelf.service.cli import main
 
 main()

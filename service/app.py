@@ -11,15 +11,15 @@ from fastapi import FastAPI, Request
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
-from backends import BufferBudget, CallLimits, open_backend
-from modelstore import ModelStore, Shelf
-from modelstore.layout import MODEL_JSON, RESERVED_PREFIX
-from schemas.artifacts import ModelArtifacts
-from service.body_timeout import BodyIdleTimeoutMiddleware
-from service.errors import InternalErrorMiddleware, ServiceError, install_error_handlers
-from service.routes import admin, models
-from service.routing import FALLBACK_ROUTE_NAME, allowed_methods
-from service.settings import Settings
+from modelshelf.backends import BufferBudget, CallLimits, open_backend
+from modelshelf.modelstore import ModelStore, Shelf
+from modelshelf.modelstore.layout import MODEL_JSON, RESERVED_PREFIX
+from modelshelf.schemas.artifacts import ModelArtifacts
+from modelshelf.service.body_timeout import BodyIdleTimeoutMiddleware
+from modelshelf.service.errors import InternalErrorMiddleware, ServiceError, install_error_handlers
+from modelshelf.service.routes import admin, models
+from modelshelf.service.routing import FALLBACK_ROUTE_NAME, allowed_methods
+from modelshelf.service.settings import Settings
 
 CORS_MAX_AGE_SECONDS = 86400
 # The multipart body of a save, as tf.io.http sends it (further parts: one per manifest path).

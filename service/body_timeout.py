@@ -12,7 +12,7 @@ from __future__ import annotations
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import ServiceError
+from modelshelf.service.errors import ServiceError
 
 
 class BodyIdleTimeoutMiddleware:

@@ -1,14 +1,12 @@
-"""Start the server: ``modelshelf serve`` and ``python -m service``."""
+"""Start the server: ``modelshelf serve`` and ``python -m modelshelf.service``."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
 
-import uvicorn
-from uvicorn.config import STARTUP_FAILURE
-
-from service.settings import load_settings
+# Installed by `pip install "modelshelf[server]"`; the SDK alone has none of them.
+SERVER_EXTRA = 'pip install "modelshelf[server]"'
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +20,17 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def serve(args: argparse.Namespace) -> None:
     """Run uvicorn with the app built from the settings."""
-    from service.server import server_config
+    try:
+        import uvicorn
+        from uvicorn.config import STARTUP_FAILURE
+
+        from modelshelf.service.server import server_config
+        from modelshelf.service.settings import load_settings
+    except ModuleNotFoundError as error:
+        raise SystemExit(
+            f"modelshelf: serving needs the server extra, which is not installed "
+            f"({error.name} is missing): {SERVER_EXTRA}"
+        ) from None
 
     try:
         settings = load_settings(args.config)
@@ -39,7 +47,7 @@ def serve(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m service", description="Run the modelshelf server."
+        prog="python -m modelshelf.service", description="Run the modelshelf server."
     )
     add_serve_arguments(parser)
     serve(parser.parse_args(argv))

@@ -7,8 +7,8 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 
-from modelstore import ModelStore, Shelf
-from service.settings import Settings
+from modelshelf.modelstore import ModelStore, Shelf
+from modelshelf.service.settings import Settings
 
 
 async def get_shelf(request: Request) -> Shelf:

@@ -15,9 +15,9 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backends.errors import StorageError
-from schemas.errors import ERROR_STATUS
-from service.routing import allowed_methods
+from modelshelf.backends.errors import StorageError
+from modelshelf.schemas.errors import ERROR_STATUS
+from modelshelf.service.routing import allowed_methods
 
 logger = logging.getLogger("modelshelf")
 
@@ -132,7 +132,7 @@ class InternalErrorMiddleware:
 
 def error_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries documenting the error body for some codes."""
-    from schemas.errors import ErrorBody
+    from modelshelf.schemas.errors import ErrorBody
 
     documented: dict[int | str, dict[str, Any]] = {}
     # validation_error replaces FastAPI's default 422 schema, which our handler never sends.

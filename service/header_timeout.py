@@ -15,7 +15,7 @@ from typing import ClassVar
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from schemas.errors import ERROR_STATUS
+from modelshelf.schemas.errors import ERROR_STATUS
 
 TIMEOUT_CODE = "request_timeout"
 

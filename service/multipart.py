@@ -11,7 +11,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from service.errors import ServiceError
+from modelshelf.service.errors import ServiceError
 
 MAX_HEADER_BYTES = 16 * 1024
 MAX_PREAMBLE_BYTES = 64 * 1024

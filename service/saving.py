@@ -19,11 +19,11 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.requests import Request
 
-from modelstore import WeightUpload
-from modelstore.jsjson import compact_json
-from schemas.artifacts import ModelArtifacts
-from service.errors import ServiceError
-from service.multipart import MultipartReader, boundary_from_content_type, sniff_boundary
+from modelshelf.modelstore import WeightUpload
+from modelshelf.modelstore.jsjson import compact_json
+from modelshelf.schemas.artifacts import ModelArtifacts
+from modelshelf.service.errors import ServiceError
+from modelshelf.service.multipart import MultipartReader, boundary_from_content_type, sniff_boundary
 
 MODEL_JSON_PART = "model.json"
 WEIGHTS_PART = "model.weights.bin"

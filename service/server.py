@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uvicorn
 
-from service.app import create_app
-from service.header_timeout import header_timeout_protocol
-from service.settings import Settings
+from modelshelf.service.app import create_app
+from modelshelf.service.header_timeout import header_timeout_protocol
+from modelshelf.service.settings import Settings
 
 
 def server_config(

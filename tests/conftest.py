@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from backends import Backend, open_backend
-from modelstore import ModelStore
+from modelshelf.backends import Backend, open_backend
+from modelshelf.modelstore import ModelStore
 
 # CI explores the same examples every run, so a landing never hangs on a lucky draw; local
 # runs keep exploring new ones.

@@ -6,8 +6,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from backends.ops import iter_keys, read_all
-from modelstore import ModelStore, WeightUpload
+from modelshelf.backends.ops import iter_keys, read_all
+from modelshelf.modelstore import ModelStore, WeightUpload
 from tests.modelfactory import ModelFixture
 
 

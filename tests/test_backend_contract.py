@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from backends import Backend, InvalidKeyError, NotFoundError, open_backend
-from backends.ops import iter_keys, put_bytes, read_all
+from modelshelf.backends import Backend, InvalidKeyError, NotFoundError, open_backend
+from modelshelf.backends.ops import iter_keys, put_bytes, read_all
 
 
 async def chunked(data: bytes, size: int) -> AsyncIterator[bytes]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from service.settings import Settings
+from modelshelf.service.settings import Settings
 from tests.conftest import every_store
 from tests.support.live_server import live_server
 from tests.support.tfjs import JS_DIR, require_tfjs

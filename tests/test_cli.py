@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service.settings import Settings
+from modelshelf.service.settings import Settings
 from tests.support.live_server import free_port, live_server
 from tests.support.tfjs import tfjs
 

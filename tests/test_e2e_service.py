@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.settings import Settings, load_settings
+from modelshelf.service.settings import Settings, load_settings
 from tests.modelfactory import dense_model, http_saved
 from tests.support.live_server import free_port, live_server
 

@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
-from service.settings import Settings
+from modelshelf.service.settings import Settings
 from tests.conftest import every_store
 from tests.support.live_server import live_server
 from tests.support.tfjs import tfjs

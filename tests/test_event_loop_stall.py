@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from service.settings import Settings
+from modelshelf.service.settings import Settings
 from tests.support.formdata import form_body
 from tests.support.live_server import live_server
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.settings import Settings
+from modelshelf.service.settings import Settings
 from tests.modelfactory import ModelFixture, dense_model, every_dtype_model, sharded_model
 from tests.support.formdata import form_body
 from tests.support.live_server import live_server

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.settings import Settings
+from modelshelf.service.settings import Settings
 from tests.modelfactory import ModelFixture, dense_model
 from tests.support.live_server import live_server
 

@@ -9,12 +9,12 @@ from unittest import mock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelstore import rawjson
-from modelstore.jsjson import compact_json, js_stringify
-from modelstore.manifest import normalize_weight_path
-from modelstore.parsing import parse_model_json, parse_whole
-from modelstore.rawjson import UnsplittableJsonError
-from modelstore.splitparsing import parse_split
+from modelshelf.modelstore import rawjson
+from modelshelf.modelstore.jsjson import compact_json, js_stringify
+from modelshelf.modelstore.manifest import normalize_weight_path
+from modelshelf.modelstore.parsing import parse_model_json, parse_whole
+from modelshelf.modelstore.rawjson import UnsplittableJsonError
+from modelshelf.modelstore.splitparsing import parse_split
 
 PREFIX = "~v/20261126T003136123456Z-1a2b3c4d/"
 NUMBER = r"-?(0|[1-9][0-9]{0,22})(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?"
@@ -136,7 +136,7 @@ def test_specs_bytes_and_served_document_equal_the_old_implementation(
     manifest = json.dumps(_manifest(found), ensure_ascii=False, indent=indent)
     data = _document('{"a": 1}', manifest, f', "userDefinedMetadata": {metadata}')
     specs = [entry for group in json.loads(manifest) for entry in group["weights"]]
-    with mock.patch("modelstore.splitparsing.ENTRY_BATCH_BYTES", 64):
+    with mock.patch("modelshelf.modelstore.splitparsing.ENTRY_BATCH_BYTES", 64):
         model = parse_model_json(data, PREFIX)
     assert model.weight_specs_bytes == old_js_byte_length(specs)
     assert json.loads(b"".join(model.served.chunks())) == old_published(data, PREFIX)

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from backends import Backend
-from backends.ops import read_all
-from modelstore import ModelStore, WeightUpload
-from modelstore.errors import (
+from modelshelf.backends import Backend
+from modelshelf.backends.ops import read_all
+from modelshelf.modelstore import ModelStore, WeightUpload
+from modelshelf.modelstore.errors import (
     InvalidModelError,
     InvalidNameError,
     ModelNotFoundError,

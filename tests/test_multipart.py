@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from service.multipart import MultipartError, MultipartReader, sniff_boundary
+from modelshelf.service.multipart import MultipartError, MultipartReader, sniff_boundary
 from tests.support.formdata import form_body
 
 BOUNDARY = b"----formdata-undici-0123"

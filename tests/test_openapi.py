@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from service.app import create_app
-from service.settings import Settings
+from modelshelf.service.app import create_app
+from modelshelf.service.settings import Settings
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "openapi.json"
 OPERATIONS = {

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backends import InsufficientStorageError, open_backend
-from backends.ops import iter_keys, put_bytes
-from service.settings import Settings
+from modelshelf.backends import InsufficientStorageError, open_backend
+from modelshelf.backends.ops import iter_keys, put_bytes
+from modelshelf.service.settings import Settings
 from tests.modelfactory import http_saved
 from tests.support.live_server import live_server
 from tests.support.mounts import remount, tmpfs

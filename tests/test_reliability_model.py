@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backends import Backend, InsufficientStorageError, UnavailableError, open_backend
-from backends.ops import put_bytes, read_all
-from modelstore import ModelStore, Shelf
-from modelstore.errors import (
+from modelshelf.backends import Backend, InsufficientStorageError, UnavailableError, open_backend
+from modelshelf.backends.ops import put_bytes, read_all
+from modelshelf.modelstore import ModelStore, Shelf
+from modelshelf.modelstore.errors import (
     InvalidModelError,
     InvalidNameError,
     ModelNotFoundError,

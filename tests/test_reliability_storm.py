@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.settings import Settings
+from modelshelf.service.settings import Settings
 from tests.conftest import every_store
 from tests.modelfactory import dense_model
 from tests.support.live_server import live_server

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-import backends.s3
-from backends import (
+from modelshelf.backends import (
     InsufficientStorageError,
     InvalidKeyError,
     NotFoundError,
@@ -27,8 +26,9 @@ from backends import (
     UnavailableError,
     open_backend,
 )
-from backends.ops import iter_keys, put_bytes, read_all
-from backends.s3 import MIN_PART_BYTES, S3Backend
+from modelshelf.backends import s3 as s3_module
+from modelshelf.backends.ops import iter_keys, put_bytes, read_all
+from modelshelf.backends.s3 import MIN_PART_BYTES, S3Backend
 from tests.support.seaweed import SeaweedS3, free_ports
 
 if TYPE_CHECKING:
@@ -121,10 +121,8 @@ async def test_missing_etag_from_complete_falls_back_to_head(
     make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Some S3 servers answer CompleteMultipartUpload without an ETag (s3-testing.md).
-    complete = backends.s3._MultipartUpload._complete
-    monkeypatch.setattr(
-        backends.s3._MultipartUpload, "_complete", lambda self: complete(self) and ""
-    )
+    complete = s3_module._MultipartUpload._complete
+    monkeypatch.setattr(s3_module._MultipartUpload, "_complete", lambda self: complete(self) and "")
     backend = make_backend(part_size=MIN_PART_BYTES)
     info = await backend.put("k", chunked(os.urandom(MIN_PART_BYTES + 10)))
     assert info.etag == (await backend.head("k")).etag
@@ -178,14 +176,14 @@ async def test_cancel_during_a_part_upload_aborts_after_it(
     make_backend: MakeBackend, raw_client: S3Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     part_uploaded, release = threading.Event(), threading.Event()
-    send_part = backends.s3._MultipartUpload._send_part
+    send_part = s3_module._MultipartUpload._send_part
 
     def slow_send_part(upload: Any, data: bytes) -> None:
         send_part(upload, data)
         part_uploaded.set()
         release.wait(timeout=30)  # the worker thread is still busy when the put is cancelled
 
-    monkeypatch.setattr(backends.s3._MultipartUpload, "_send_part", slow_send_part)
+    monkeypatch.setattr(s3_module._MultipartUpload, "_send_part", slow_send_part)
     backend = make_backend(part_size=MIN_PART_BYTES)
     put = asyncio.create_task(backend.put("k", chunked(os.urandom(2 * MIN_PART_BYTES + 1))))
     try:
@@ -308,7 +306,7 @@ def client_error(code: str, status: int) -> ClientError:
     ids=lambda value: type(value).__name__ if not isinstance(value, ClientError) else None,
 )
 def test_native_errors_are_translated(native: Exception, expected: type[StorageError]) -> None:
-    with pytest.raises(StorageError) as raised, backends.s3._translated("s3", "b", "http://x", "k"):
+    with pytest.raises(StorageError) as raised, s3_module._translated("s3", "b", "http://x", "k"):
         raise native
     assert type(raised.value) is expected
     assert raised.value.__cause__ is native
@@ -346,7 +344,7 @@ async def test_prefixes_isolate_backends_in_one_bucket(make_backend: MakeBackend
 async def test_listing_pages_across_many_s3_requests(
     make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(backends.s3, "MAX_LIST_PAGE", 4)  # so one page takes several requests
+    monkeypatch.setattr(s3_module, "MAX_LIST_PAGE", 4)  # so one page takes several requests
     backend = make_backend()
     keys = [f"m/{number:02d}" for number in range(23)]
     await asyncio.gather(*(put_bytes(backend, key, key.encode()) for key in [*keys, "n/other"]))

@@ -13,7 +13,7 @@ import pytest
 
 import modelshelf
 from modelshelf import AsyncClient, Client, ModelArtifacts
-from service.settings import Settings
+from modelshelf.service.settings import Settings
 from tests.conftest import every_store
 from tests.support.live_server import free_port, live_server
 

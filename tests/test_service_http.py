@@ -12,8 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.app import create_app
-from service.settings import Settings
+from modelshelf.service.app import create_app
+from modelshelf.service.settings import Settings
 from tests.modelfactory import ModelFixture, dense_model, every_dtype_model, sharded_model
 from tests.support.formdata import form_body
 

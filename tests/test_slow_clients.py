@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.settings import Settings
+from modelshelf.service.settings import Settings
 from tests.modelfactory import http_saved
 from tests.support.live_server import live_server
 from tests.support.rawhttp import address, read_response, wait_closed

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from backends import open_backend
-from backends.ops import put_bytes
-from modelstore import ModelStore, Shelf
-from modelstore.errors import (
+from modelshelf.backends import open_backend
+from modelshelf.backends.ops import put_bytes
+from modelshelf.modelstore import ModelStore, Shelf
+from modelshelf.modelstore.errors import (
     IntegrityError,
     ModelNotFoundError,
     SameSourceAndDestinationError,

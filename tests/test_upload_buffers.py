@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from backends import Backend, BufferBudget, CallLimits, open_backend
-from backends.buffers import gathered
-from backends.ops import read_all
-from service.app import open_shelf
-from service.settings import Settings
+from modelshelf.backends import Backend, BufferBudget, CallLimits, open_backend
+from modelshelf.backends.buffers import gathered
+from modelshelf.backends.ops import read_all
+from modelshelf.service.app import open_shelf
+from modelshelf.service.settings import Settings
 from tests.conftest import backend_url_for
 
 MIB = 1 << 20

@@ -7,12 +7,12 @@ import asyncio
 from fastapi import APIRouter
 from starlette.responses import JSONResponse
 
-from backends import Backend, NotFoundError, backend_kind
-from modelstore import Shelf
-from schemas.versions import ModelInfo, StoreInfo, StoreList, TransferRequest
-from service.dependencies import SettingsDep, ShelfDep
-from service.errors import error_responses
-from service.routes.models import model_info
+from modelshelf.backends import Backend, NotFoundError, backend_kind
+from modelshelf.modelstore import Shelf
+from modelshelf.schemas.versions import ModelInfo, StoreInfo, StoreList, TransferRequest
+from modelshelf.service.dependencies import SettingsDep, ShelfDep
+from modelshelf.service.errors import error_responses
+from modelshelf.service.routes.models import model_info
 
 router = APIRouter()
 READY_TIMEOUT_SECONDS = 5.0

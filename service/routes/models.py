@@ -9,18 +9,18 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from modelstore import ModelStore
-from modelstore.errors import InvalidModelError, WeightFileNotFoundError
-from modelstore.exports import downloads_model_json, downloads_prefix, joined_weights
-from modelstore.manifest import normalize_weight_path
-from schemas.artifacts import ModelJSON, SaveResult
-from schemas.versions import ModelInfo, ModelList, VersionInfo
-from service.dependencies import SettingsDep, StoreDep, model_base_url
-from service.errors import error_responses
-from service.routing import ModelNameConvertor  # noqa: F401  (registers 'modelname')
-from service.saving import BodyLimit, read_save_request, too_large
-from service.settings import Settings
-from service.zipstream import ZipEntry, archive_size, stream_zip
+from modelshelf.modelstore import ModelStore
+from modelshelf.modelstore.errors import InvalidModelError, WeightFileNotFoundError
+from modelshelf.modelstore.exports import downloads_model_json, downloads_prefix, joined_weights
+from modelshelf.modelstore.manifest import normalize_weight_path
+from modelshelf.schemas.artifacts import ModelJSON, SaveResult
+from modelshelf.schemas.versions import ModelInfo, ModelList, VersionInfo
+from modelshelf.service.dependencies import SettingsDep, StoreDep, model_base_url
+from modelshelf.service.errors import error_responses
+from modelshelf.service.routing import ModelNameConvertor  # noqa: F401  (registers 'modelname')
+from modelshelf.service.saving import BodyLimit, read_save_request, too_large
+from modelshelf.service.settings import Settings
+from modelshelf.service.zipstream import ZipEntry, archive_size, stream_zip
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from service.server import server_config
-from service.settings import Settings
+from modelshelf.service.server import server_config
+from modelshelf.service.settings import Settings
 
 
 def free_port() -> int:

@@ -24,7 +24,7 @@ START_TIMEOUT_SECONDS = 30.0
 
 
 class ServerProcess:
-    """A running ``python -m service``; ``url`` has no trailing slash."""
+    """A running ``python -m modelshelf.service``; ``url`` has no trailing slash."""
 
     def __init__(self, process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
         self.process = process
@@ -68,7 +68,15 @@ def server_process(
     log_path = workdir / f"server-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "service", "--port", str(port), "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "modelshelf.service",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

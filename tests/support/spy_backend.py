@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterable, Callable
 
-from backends import Backend, ListPage, ObjectInfo, ObjectStream, StorageError
+from modelshelf.backends import Backend, ListPage, ObjectInfo, ObjectStream, StorageError
 
 Failure = Callable[[str, str], StorageError | None]  # (operation, key) -> error to raise
 
