@@ -33,7 +33,7 @@ lint: install-test
 	$(BIN)/pip install --quiet --no-deps --target $(INSTALLED) .
 	cd $(INSTALLED) && $(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml \
 		--cache-dir $(CURDIR)/.mypy_cache -p modelshelf
-	cd $(INSTALLED) && $(abspath $(BIN))/lint-imports --config $(CURDIR)/pyproject.toml
+	cd $(INSTALLED) && $(abspath $(BIN))/lint-imports $(CURDIR)/pyproject.toml
 
 test: install-test lint
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest

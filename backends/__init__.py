@@ -56,10 +56,8 @@ _REGISTRY: dict[str, str] = {
 KNOWN_SCHEMES = tuple(_REGISTRY)
 
 
-class UnknownSchemeError(StorageError, ValueError):
-    """The backend URL names a scheme no backend implements."""
-
-    code = "unknown_backend_scheme"
+class UnknownSchemeError(ValueError):
+    """The backend URL names a scheme no backend implements: a setting to fix before startup."""
 
 
 def backend_kind(url: str) -> str:

@@ -12,50 +12,51 @@ botocore's ``ClientError``) into these at its edge, so nothing above
     └── UnavailableError         (also a ConnectionError) the backend cannot be reached
         └── ReadOnlyStoreError   the medium is read-only: loads work, saves cannot
 
-Each class carries a stable machine ``code``; the service maps classes to HTTP
-statuses in one table.
+Each class carries its stable ``ErrorCode`` (``schemas.errors``), which holds its HTTP status.
 """
 
 from __future__ import annotations
 
+from modelshelf.schemas.errors import CodedError, ErrorCode
 
-class StorageError(Exception):
+
+class StorageError(CodedError):
     """Base class of every error a backend raises."""
 
-    code = "storage_error"
+    code = ErrorCode.STORAGE_ERROR
 
 
 class NotFoundError(StorageError, FileNotFoundError):
     """The key does not exist."""
 
-    code = "not_found"
+    code = ErrorCode.NOT_FOUND
 
 
 class InvalidKeyError(StorageError, ValueError):
     """The key could escape the store or is not storable (``..``, NUL, too long)."""
 
-    code = "invalid_key"
+    code = ErrorCode.INVALID_KEY
 
 
 class PermissionDeniedError(StorageError, PermissionError):
     """The backend refused the operation for lack of rights."""
 
-    code = "permission_denied"
+    code = ErrorCode.PERMISSION_DENIED
 
 
 class InsufficientStorageError(StorageError):
     """The medium is full (disk full, bucket quota)."""
 
-    code = "insufficient_storage"
+    code = ErrorCode.INSUFFICIENT_STORAGE
 
 
 class UnavailableError(StorageError, ConnectionError):
     """The backend cannot be reached or answered with a server-side failure."""
 
-    code = "unavailable"
+    code = ErrorCode.UNAVAILABLE
 
 
 class ReadOnlyStoreError(UnavailableError):
     """The medium is mounted or opened read-only; reads still work."""
 
-    code = "store_read_only"
+    code = ErrorCode.STORE_READ_ONLY

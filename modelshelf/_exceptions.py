@@ -1,4 +1,4 @@
-"""Exceptions the SDK raises, mapped from the service's ``(status, code)`` answers::
+"""Exceptions the SDK raises, one per ``ErrorKind`` of the service's ``ErrorCode``::
 
 ModelshelfError                  every SDK error: .status, .code, .message
 ├── NotFoundError                404: no such model, version, weight file or store
@@ -15,6 +15,8 @@ ModelshelfError                  every SDK error: .status, .code, .message
 from __future__ import annotations
 
 from typing import Any
+
+from modelshelf.schemas.errors import ErrorCode, ErrorKind
 
 
 class ModelshelfError(Exception):
@@ -59,24 +61,15 @@ class ServerError(ModelshelfError):
     """The server failed; its log has the details."""
 
 
-_BY_CODE: dict[str, type[ModelshelfError]] = {
-    "invalid_model": InvalidModelError,
-    "weight_size_mismatch": InvalidModelError,
-    "bad_multipart": InvalidModelError,
-    "quota_exceeded": QuotaExceededError,
-    "insufficient_storage": QuotaExceededError,
-}
-_BY_STATUS: dict[int, type[ModelshelfError]] = {
-    400: InvalidRequestError,
-    404: NotFoundError,
-    405: InvalidRequestError,
-    408: UnavailableError,  # request_timeout: the upload stalled; sending again may work
-    409: ConflictError,
-    413: TooLargeError,
-    415: InvalidRequestError,
-    422: InvalidRequestError,
-    503: UnavailableError,
-    507: QuotaExceededError,
+_BY_KIND: dict[ErrorKind, type[ModelshelfError]] = {
+    ErrorKind.INVALID_REQUEST: InvalidRequestError,
+    ErrorKind.INVALID_MODEL: InvalidModelError,
+    ErrorKind.NOT_FOUND: NotFoundError,
+    ErrorKind.CONFLICT: ConflictError,
+    ErrorKind.TOO_LARGE: TooLargeError,
+    ErrorKind.QUOTA_EXCEEDED: QuotaExceededError,
+    ErrorKind.UNAVAILABLE: UnavailableError,
+    ErrorKind.SERVER_ERROR: ServerError,
 }
 
 
@@ -84,5 +77,19 @@ def error_for(status: int, body: Any) -> ModelshelfError:
     """The exception for an error response; ``body`` is its parsed JSON, if any."""
     code = body.get("code") if isinstance(body, dict) else None
     message = body.get("message") if isinstance(body, dict) else None
-    kind = _BY_CODE.get(code or "") or _BY_STATUS.get(status) or ServerError
+    known = ErrorCode.parse(code)
+    kind = _BY_KIND[known.kind] if known else _without_code(status)
     return kind(message or f"the server answered HTTP {status}", status=status, code=code)
+
+
+def _without_code(status: int) -> type[ModelshelfError]:
+    """An answer with no code this SDK knows: a proxy's, or a newer server's new code."""
+    if status in (404, 410):
+        return NotFoundError
+    if status in (408, 502, 503, 504):
+        return UnavailableError
+    if status == 413:
+        return TooLargeError
+    if 400 <= status < 500:
+        return InvalidRequestError
+    return ServerError

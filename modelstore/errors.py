@@ -1,4 +1,5 @@
-"""Model-level errors, extending the backend-neutral tree of ``backends.errors``::
+"""Model-level errors: lookups extend the backend-neutral tree of ``backends.errors``, refusals
+have their own base, ``ModelError``; both are ``schemas.errors.CodedError``::
 
     StorageError
     ├── NotFoundError
@@ -8,6 +9,7 @@
     │   └── UnknownStoreError
     ├── InvalidKeyError
     │   └── InvalidNameError           a model name or model URL that cannot be stored
+    ModelError
     ├── InvalidModelError              model.json or its weights break the protocol (§12 3-7)
     │   └── WeightSizeMismatchError    the bytes differ from what the weight specs require
     ├── SameSourceAndDestinationError
@@ -16,61 +18,66 @@
     ├── VersionFilesMissingError       a committed version lost a file (restore or remove it)
     └── IntegrityError                 a copy arrived with other bytes than were sent
 
-Every class has a stable ``code``; ``schemas.errors.ERROR_STATUS`` maps codes to HTTP.
+Every class has a stable ``ErrorCode``, which holds its HTTP status.
 """
 
 from __future__ import annotations
 
-from modelshelf.backends.errors import InvalidKeyError, NotFoundError, StorageError
+from modelshelf.backends.errors import InvalidKeyError, NotFoundError
+from modelshelf.schemas.errors import CodedError, ErrorCode
 
 
 class ModelNotFoundError(NotFoundError):
-    code = "model_not_found"
+    code = ErrorCode.MODEL_NOT_FOUND
 
 
 class VersionNotFoundError(NotFoundError):
-    code = "version_not_found"
+    code = ErrorCode.VERSION_NOT_FOUND
 
 
 class WeightFileNotFoundError(NotFoundError):
-    code = "weight_file_not_found"
+    code = ErrorCode.WEIGHT_FILE_NOT_FOUND
 
 
 class UnknownStoreError(NotFoundError):
-    code = "unknown_store"
+    code = ErrorCode.UNKNOWN_STORE
 
 
 class InvalidNameError(InvalidKeyError):
-    code = "invalid_name"
+    code = ErrorCode.INVALID_NAME
 
 
 class InvalidModelUrlError(InvalidKeyError):
-    code = "invalid_model_url"
+    code = ErrorCode.INVALID_MODEL_URL
 
 
-class InvalidModelError(StorageError, ValueError):
-    code = "invalid_model"
+class ModelError(CodedError):
+    """A model-level refusal or failure that is not the backend's."""
+
+
+class InvalidModelError(ModelError, ValueError):
+    code = ErrorCode.INVALID_MODEL
 
 
 class WeightSizeMismatchError(InvalidModelError):
-    code = "weight_size_mismatch"
+    code = ErrorCode.WEIGHT_SIZE_MISMATCH
 
 
-class SameSourceAndDestinationError(StorageError, ValueError):
-    code = "same_source_and_destination"
+class SameSourceAndDestinationError(ModelError, ValueError):
+    code = ErrorCode.SAME_SOURCE_AND_DESTINATION
 
 
-class PayloadTooLargeError(StorageError):
-    code = "payload_too_large"
+class PayloadTooLargeError(ModelError):
+    code = ErrorCode.PAYLOAD_TOO_LARGE
 
 
-class QuotaExceededError(StorageError):
-    code = "quota_exceeded"
+class QuotaExceededError(ModelError):
+    code = ErrorCode.QUOTA_EXCEEDED
 
 
-class IntegrityError(StorageError):
-    code = "integrity_error"
+class IntegrityError(ModelError):
+    code = ErrorCode.INTEGRITY_ERROR
 
 
-class VersionFilesMissingError(StorageError):
-    code = "version_files_missing"
+class VersionFilesMissingError(ModelError):
+    code = ErrorCode.VERSION_FILES_MISSING

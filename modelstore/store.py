@@ -35,11 +35,14 @@ from modelshelf.modelstore.served import ServedModelJson, open_served, store_ser
 from modelshelf.modelstore.version_ids import is_version_id, iso_date, new_version_id
 from modelshelf.modelstore.weights import WeightStreamChecker
 from modelshelf.schemas.artifacts import ModelArtifactsInfo
+from modelshelf.schemas.errors import CodedError
 from modelshelf.schemas.versions import StoredFile, VersionInfo
 
 DEFAULT_MAX_MODEL_JSON_BYTES = 64 << 20
 PUBLISH_ATTEMPTS = 5
 DISCARD_WAIT_SECONDS = 5.0  # a failed save's answer waits this long for its cleanup
+READY_TIMEOUT_SECONDS = 5.0
+READY_PROBE_KEY = "~readyz"
 logger = logging.getLogger(__name__)
 
 
@@ -67,11 +70,13 @@ class ModelStore:
         name: str,
         backend: Backend,
         *,
+        kind: str = "memory",
         quota_bytes: int | None = None,
         max_model_json_bytes: int = DEFAULT_MAX_MODEL_JSON_BYTES,
     ) -> None:
         self.name = name
         self.backend = backend
+        self.kind = kind  # the backend's URL scheme: what /v1/stores reports
         self.quota_bytes = quota_bytes
         self.max_model_json_bytes = max_model_json_bytes
         self._ledger = QuotaLedger(name, quota_bytes) if quota_bytes is not None else None
@@ -261,7 +266,7 @@ class ModelStore:
         """
         try:
             await self._publish_current(model_name)
-        except StorageError as error:
+        except CodedError as error:
             key = layout.published_model_json_key(model_name)
             logger.error(
                 "%s is committed but its static copy NAME/model.json could not be written "
@@ -418,7 +423,7 @@ class ModelStore:
 
     async def _version_missing(
         self, model_name: str, version_id: str, path: str = layout.MODEL_JSON
-    ) -> StorageError:
+    ) -> CodedError:
         """Why a file of a version could not be read: removed meanwhile, or damaged."""
         version_ids = await self.version_ids(model_name)
         if not version_ids:
@@ -454,6 +459,22 @@ class ModelStore:
         for version in reversed(doomed):
             await self._discard_version(model_name, version.id)
         return versions
+
+    async def readiness(self, within_seconds: float = READY_TIMEOUT_SECONDS) -> str:
+        """``"ok"``, or why the backend is not ready: one cheap round trip, bounded in time.
+
+        A HEAD of a key no model can have; each store runs on its own threads with its own
+        timeout, so one stuck store reports only itself.
+        """
+        try:
+            await asyncio.wait_for(self.backend.head(READY_PROBE_KEY), within_seconds)
+        except NotFoundError:
+            return "ok"
+        except TimeoutError:
+            return f"unavailable: no answer within {within_seconds:g} s"
+        except Exception as error:  # any other failure means not ready; report it
+            return f"{type(error).__name__}: {error}"
+        return "ok"
 
     async def close(self) -> None:
         await self.backend.close()

@@ -11,7 +11,7 @@ from modelshelf.schemas.artifacts import (
     WeightsManifestEntry,
     WeightsManifestGroup,
 )
-from modelshelf.schemas.errors import ERROR_STATUS, ErrorBody
+from modelshelf.schemas.errors import CodedError, ErrorBody, ErrorCode, ErrorKind
 from modelshelf.schemas.versions import (
     ModelInfo,
     ModelList,
@@ -23,9 +23,11 @@ from modelshelf.schemas.versions import (
 )
 
 __all__ = [
-    "ERROR_STATUS",
+    "CodedError",
     "Dtype",
     "ErrorBody",
+    "ErrorCode",
+    "ErrorKind",
     "ModelArtifacts",
     "ModelArtifactsInfo",
     "ModelInfo",

@@ -11,12 +11,14 @@ from fastapi import FastAPI, Request
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
-from modelshelf.backends import BufferBudget, CallLimits, open_backend
-from modelshelf.modelstore import ModelStore, Shelf
+from modelshelf.modelstore import Shelf
 from modelshelf.modelstore.layout import MODEL_JSON, RESERVED_PREFIX
+from modelshelf.modelstore.opening import StoreLimits
+from modelshelf.modelstore.opening import open_shelf as open_stores
 from modelshelf.schemas.artifacts import ModelArtifacts
+from modelshelf.schemas.errors import ErrorCode
 from modelshelf.service.body_timeout import BodyIdleTimeoutMiddleware
-from modelshelf.service.errors import InternalErrorMiddleware, ServiceError, install_error_handlers
+from modelshelf.service.errors import HttpError, InternalErrorMiddleware, install_error_handlers
 from modelshelf.service.routes import admin, models
 from modelshelf.service.routing import FALLBACK_ROUTE_NAME, allowed_methods
 from modelshelf.service.settings import Settings
@@ -39,27 +41,16 @@ EXPOSED_HEADERS = ["ETag", "Link", "Location", "Content-Length", "X-Model-Versio
 
 
 def open_shelf(settings: Settings) -> Shelf:
-    """Open every configured store's backend; their upload buffers share one budget."""
-    write_buffers = BufferBudget(settings.upload_buffer_bytes)
-    stores = {
-        name: ModelStore(
-            name,
-            open_backend(url, _limits(settings, name, write_buffers)),
-            quota_bytes=settings.quotas.get(name),
-            max_model_json_bytes=settings.max_model_json_bytes,
-        )
-        for name, url in settings.store_urls().items()
-    }
-    return Shelf(stores)
-
-
-def _limits(settings: Settings, store: str, write_buffers: BufferBudget) -> CallLimits:
-    return CallLimits(
-        store=store,
-        timeout=settings.store_timeout_seconds,
+    """Open every configured store (the model layer knows how); settings pass as values."""
+    limits = StoreLimits(
+        timeout_seconds=settings.store_timeout_seconds,
         threads=settings.store_threads,
-        write_buffers=write_buffers.share(),
+        upload_buffer_bytes=settings.upload_buffer_bytes,
+        max_model_json_bytes=settings.max_model_json_bytes,
+        quotas=settings.quotas,
     )
+    setting = "MODELSHELF_STORES" if settings.stores else "MODELSHELF_DATA_DIR/MODELSHELF_S3_URL"
+    return open_stores(settings.store_urls(), limits, setting)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -126,22 +117,22 @@ async def _unmatched_model_path(request: Request, store: str, rest: str) -> Resp
     """Explains why a path under /v1/models matched no route (a reserved name, usually)."""
     allowed = allowed_methods(request.app.routes, request.scope)
     if allowed:
-        raise ServiceError(
-            "method_not_allowed",
+        raise HttpError(
+            ErrorCode.METHOD_NOT_ALLOWED,
             f"{request.method} is not allowed here; use one of: {', '.join(allowed)}",
             {"Allow": ", ".join(allowed)},
         )
     segments = rest.split("/")
     if any(segment.startswith(RESERVED_PREFIX) for segment in segments):
-        raise ServiceError(
-            "invalid_name",
+        raise HttpError(
+            ErrorCode.INVALID_NAME,
             f"model names cannot have segments starting with "
             f"'~' ({rest!r}): they are reserved for version files",
         )
     if MODEL_JSON in segments[:-1] or segments[-1] == "":
-        raise ServiceError(
-            "invalid_name",
+        raise HttpError(
+            ErrorCode.INVALID_NAME,
             f"{rest!r} is not a model name: 'model.json' is "
             f"reserved and segments must not be empty",
         )
-    raise ServiceError("route_not_found", f"no route for {request.method} {request.url.path}")
+    raise HttpError(ErrorCode.ROUTE_NOT_FOUND, f"no route for {request.method} {request.url.path}")

@@ -12,7 +12,8 @@ from __future__ import annotations
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelshelf.service.errors import ServiceError
+from modelshelf.schemas.errors import ErrorCode
+from modelshelf.service.errors import HttpError
 
 
 class BodyIdleTimeoutMiddleware:
@@ -53,9 +54,9 @@ class IdleDeadlineReceive:
         return message
 
 
-def body_stalled(seconds: float) -> ServiceError:
-    return ServiceError(
-        "request_timeout",
+def body_stalled(seconds: float) -> HttpError:
+    return HttpError(
+        ErrorCode.REQUEST_TIMEOUT,
         f"the upload stalled for {seconds:g} s; send the body without pauses "
         f"or raise MODELSHELF_BODY_IDLE_TIMEOUT_SECONDS",
         {"Connection": "close"},

@@ -1,6 +1,6 @@
-"""Every error becomes one JSON shape, ``{"code", "message"}``, with its status from one table.
+"""Every error becomes one JSON shape, ``{"code", "message"}``, its status from its ErrorCode.
 
-The status of a code is ``schemas.errors.ERROR_STATUS``: the SDK reads the same table.
+``schemas.errors.ErrorCode`` is the one vocabulary: the SDK raises from the same codes.
 """
 
 from __future__ import annotations
@@ -15,53 +15,58 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelshelf.backends.errors import StorageError
-from modelshelf.schemas.errors import ERROR_STATUS
+from modelshelf.schemas.errors import CodedError, ErrorCode
 from modelshelf.service.routing import allowed_methods
 
 logger = logging.getLogger("modelshelf")
 
 
-class ServiceError(StorageError):
-    """An error of the HTTP layer itself, with its own stable code."""
+class HttpError(CodedError):
+    """An error of the HTTP layer itself (framing, routing, timeouts): not a storage error."""
 
-    def __init__(self, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, code: ErrorCode, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.headers = headers or {}
 
 
-def error_response(code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    status = ERROR_STATUS.get(code, 500)
-    return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
+def error_response(
+    code: ErrorCode, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"code": code.value, "message": message}, status_code=code.status, headers=headers
+    )
 
 
 def response_for(error: Exception) -> JSONResponse:
     """The JSON error response for any exception the app lets out."""
-    if isinstance(error, ServiceError):
+    if isinstance(error, HttpError):
         return error_response(error.code, str(error), error.headers)
-    if isinstance(error, StorageError):
-        code = error.code if error.code in ERROR_STATUS else "storage_error"
-        if ERROR_STATUS[code] >= 500:
-            logger.warning("storage failure: %s", error)
-        return error_response(code, str(error))
+    if isinstance(error, CodedError):
+        if error.code.status >= 500:
+            logger.warning("%s: %s", error.code.value, error)
+        return error_response(error.code, str(error))
     if isinstance(error, ClientDisconnect):
-        return error_response("invalid_request", "the client disconnected before the body ended")
+        return error_response(
+            ErrorCode.INVALID_REQUEST, "the client disconnected before the body ended"
+        )
     logger.exception("unexpected error", exc_info=error)
-    return error_response("internal_error", "the server failed unexpectedly; see its log")
+    return error_response(ErrorCode.INTERNAL_ERROR, "the server failed unexpectedly; see its log")
 
 
 _HTTP_CODES = {
-    404: "route_not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
+    404: ErrorCode.ROUTE_NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
 }
 
 
 async def _http_exception(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
-    code = _HTTP_CODES.get(error.status_code, "invalid_request")
+    code = _HTTP_CODES.get(error.status_code, ErrorCode.INVALID_REQUEST)
     headers = dict(error.headers or {})
     if error.status_code == 405:
         # Starlette names only the first route that matched the path; list them all.
@@ -87,7 +92,8 @@ async def _validation_error(request: Request, error: Exception) -> Response:
     problems = [
         f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in error.errors()
     ]
-    return error_response("validation_error", "; ".join(problems[:5]) or "invalid request")
+    message = "; ".join(problems[:5]) or "invalid request"
+    return error_response(ErrorCode.VALIDATION_ERROR, message)
 
 
 async def _known_error(request: Request, error: Exception) -> Response:
@@ -97,7 +103,7 @@ async def _known_error(request: Request, error: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_exception)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StorageError, _known_error)
+    app.add_exception_handler(CodedError, _known_error)
     app.add_exception_handler(ClientDisconnect, _known_error)
 
 
@@ -130,14 +136,13 @@ class InternalErrorMiddleware:
             await response_for(error)(scope, receive, send)
 
 
-def error_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
+def error_responses(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries documenting the error body for some codes."""
     from modelshelf.schemas.errors import ErrorBody
 
     documented: dict[int | str, dict[str, Any]] = {}
     # validation_error replaces FastAPI's default 422 schema, which our handler never sends.
-    for code in (*codes, "validation_error"):
-        status = ERROR_STATUS[code]
-        entry = documented.setdefault(status, {"model": ErrorBody, "description": ""})
-        entry["description"] = ", ".join(filter(None, [entry["description"], code]))
+    for code in (*codes, ErrorCode.VALIDATION_ERROR):
+        entry = documented.setdefault(code.status, {"model": ErrorBody, "description": ""})
+        entry["description"] = ", ".join(filter(None, [entry["description"], code.value]))
     return documented

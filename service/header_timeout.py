@@ -15,9 +15,9 @@ from typing import ClassVar
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from modelshelf.schemas.errors import ERROR_STATUS
+from modelshelf.schemas.errors import ErrorCode
 
-TIMEOUT_CODE = "request_timeout"
+TIMEOUT_CODE = ErrorCode.REQUEST_TIMEOUT
 
 
 class HeaderTimeoutProtocol(H11Protocol):
@@ -76,13 +76,15 @@ class HeaderTimeoutProtocol(H11Protocol):
         return waiting and bool(self.conn.trailing_data[0])
 
     def _send_timeout_response(self) -> None:
-        body = json.dumps({"code": TIMEOUT_CODE, "message": head_timeout_message(self)}).encode()
+        body = json.dumps(
+            {"code": TIMEOUT_CODE.value, "message": head_timeout_message(self)}
+        ).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
         ]
-        status = ERROR_STATUS[TIMEOUT_CODE]
+        status = TIMEOUT_CODE.status
         events = (h11.Response(status_code=status, headers=headers), h11.Data(data=body))
         try:
             for event in (*events, h11.EndOfMessage()):

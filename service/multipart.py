@@ -11,7 +11,8 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from modelshelf.service.errors import ServiceError
+from modelshelf.schemas.errors import ErrorCode
+from modelshelf.service.errors import HttpError
 
 MAX_HEADER_BYTES = 16 * 1024
 MAX_PREAMBLE_BYTES = 64 * 1024
@@ -20,9 +21,9 @@ _PARAM = re.compile(r';\s*([A-Za-z0-9_.*-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s
 _BOUNDARY = re.compile(r'boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
 
 
-class MultipartError(ServiceError):
+class MultipartError(HttpError):
     def __init__(self, message: str) -> None:
-        super().__init__("bad_multipart", message)
+        super().__init__(ErrorCode.BAD_MULTIPART, message)
 
 
 @dataclass(slots=True)
@@ -130,8 +131,8 @@ class MultipartReader:
         async for chunk in self.part_body():
             data += chunk
             if len(data) > limit:
-                raise ServiceError(
-                    "payload_too_large", f"{what} is over its limit of {limit} bytes"
+                raise HttpError(
+                    ErrorCode.PAYLOAD_TOO_LARGE, f"{what} is over its limit of {limit} bytes"
                 )
         return bytes(data)
 

@@ -22,7 +22,8 @@ from starlette.requests import Request
 from modelshelf.modelstore import WeightUpload
 from modelshelf.modelstore.jsjson import compact_json
 from modelshelf.schemas.artifacts import ModelArtifacts
-from modelshelf.service.errors import ServiceError
+from modelshelf.schemas.errors import ErrorCode
+from modelshelf.service.errors import HttpError
 from modelshelf.service.multipart import MultipartReader, boundary_from_content_type, sniff_boundary
 
 MODEL_JSON_PART = "model.json"
@@ -72,9 +73,9 @@ class BodyLimit:
             return
 
 
-def too_large(limit: int) -> ServiceError:
-    return ServiceError(
-        "payload_too_large",
+def too_large(limit: int) -> HttpError:
+    return HttpError(
+        ErrorCode.PAYLOAD_TOO_LARGE,
         f"the request body is over this server's limit of {limit} bytes "
         f"(setting MODELSHELF_MAX_BODY_BYTES)",
     )
@@ -83,7 +84,7 @@ def too_large(limit: int) -> ServiceError:
 async def read_save_request(
     request: Request, body: AsyncIterator[bytes], json_limit: int, model_json_limit: int
 ) -> SaveUpload:
-    """Decode the save body by its Content-Type; raises ServiceError with what to fix."""
+    """Decode the save body by its Content-Type; raises HttpError with what to fix."""
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type == "multipart/form-data":
@@ -94,8 +95,8 @@ async def read_save_request(
     if media_type in ("application/json", ""):
         head, body = await _peek(body)
         if not head:
-            raise ServiceError(
-                "invalid_model",
+            raise HttpError(
+                ErrorCode.INVALID_MODEL,
                 "the body is empty; send multipart/form-data (what tf.io.http sends) or "
                 "application/json ModelArtifacts",
             )
@@ -103,8 +104,8 @@ async def read_save_request(
             boundary, body = await sniff_boundary(body)
             return await _multipart_upload(body, boundary, model_json_limit)
         return await _json_upload(body, json_limit)
-    raise ServiceError(
-        "unsupported_media_type",
+    raise HttpError(
+        ErrorCode.UNSUPPORTED_MEDIA_TYPE,
         f"cannot save a {media_type!r} body; send multipart/form-data (what tf.io.http sends) "
         f"or application/json ModelArtifacts with base64 weightData",
     )
@@ -132,8 +133,8 @@ async def _multipart_upload(
     first = await reader.next_part()
     if first is None or first.name != MODEL_JSON_PART:
         found = "no parts" if first is None else f"a part named {first.name!r}"
-        raise ServiceError(
-            "invalid_model",
+        raise HttpError(
+            ErrorCode.INVALID_MODEL,
             f"the body's first part must be named 'model.json' (found {found}); "
             f"send model.json first, then the weight files",
         )
@@ -144,11 +145,11 @@ async def _multipart_upload(
 async def _weight_parts(reader: MultipartReader) -> AsyncIterator[WeightUpload]:
     while (part := await reader.next_part()) is not None:
         if part.name == MODEL_JSON_PART:
-            raise ServiceError("invalid_model", "the body has more than one 'model.json' part")
+            raise HttpError(ErrorCode.INVALID_MODEL, "the body has more than one 'model.json' part")
         path = part.filename or part.name
         if not path:
-            raise ServiceError(
-                "bad_multipart", "a weight part has neither a name nor a filename; name it"
+            raise HttpError(
+                ErrorCode.BAD_MULTIPART, "a weight part has neither a name nor a filename; name it"
             )
         if path == WEIGHTS_PART:
             path = HTTP_WEIGHTS_PATH
@@ -160,8 +161,8 @@ async def _json_upload(body: AsyncIterator[bytes], limit: int) -> SaveUpload:
     async for chunk in body:
         raw += chunk
         if len(raw) > limit:
-            raise ServiceError(
-                "payload_too_large",
+            raise HttpError(
+                ErrorCode.PAYLOAD_TOO_LARGE,
                 f"application/json saves are limited to {limit} bytes; send large models as "
                 f"multipart/form-data, which streams",
             )
@@ -179,8 +180,8 @@ def _parse_artifacts(raw: bytes | bytearray) -> ModelArtifacts:
             f"{'.'.join(str(p) for p in item['loc']) or 'body'}: {item['msg']}"
             for item in error.errors()[:5]
         )
-        raise ServiceError(
-            "invalid_model", f"the body is not valid ModelArtifacts JSON: {problems}"
+        raise HttpError(
+            ErrorCode.INVALID_MODEL, f"the body is not valid ModelArtifacts JSON: {problems}"
         ) from None
 
 
@@ -190,8 +191,9 @@ def _decode_weight_data(weight_data: str | None) -> bytes:
     try:
         return base64.b64decode(weight_data, validate=True)
     except (binascii.Error, ValueError):
-        raise ServiceError(
-            "invalid_model", "weightData must be standard base64 (A-Z, a-z, 0-9, +, /, = padding)"
+        raise HttpError(
+            ErrorCode.INVALID_MODEL,
+            "weightData must be standard base64 (A-Z, a-z, 0-9, +, /, = padding)",
         ) from None
 
 

@@ -6,13 +6,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from modelshelf.modelstore.opening import check_store_url
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -81,6 +83,23 @@ class Settings(BaseSettings):
     cors_allow_credentials: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
+
+    @field_validator("stores")
+    @classmethod
+    def _known_store_schemes(cls, stores: dict[str, str]) -> dict[str, str]:
+        for name, url in stores.items():
+            try:
+                check_store_url(url)
+            except ValueError as error:
+                raise ValueError(f"MODELSHELF_STORES[{name!r}]: {error}") from None
+        return stores
+
+    @field_validator("s3_url")
+    @classmethod
+    def _s3_url_is_s3(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith("s3://"):
+            raise ValueError(f"MODELSHELF_S3_URL must start with s3://, not {url!r}")
+        return url
 
     @classmethod
     def settings_customise_sources(

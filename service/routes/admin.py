@@ -7,23 +7,21 @@ import asyncio
 from fastapi import APIRouter
 from starlette.responses import JSONResponse
 
-from modelshelf.backends import Backend, NotFoundError, backend_kind
 from modelshelf.modelstore import Shelf
+from modelshelf.schemas.errors import ErrorCode
 from modelshelf.schemas.versions import ModelInfo, StoreInfo, StoreList, TransferRequest
-from modelshelf.service.dependencies import SettingsDep, ShelfDep
+from modelshelf.service.dependencies import ShelfDep
 from modelshelf.service.errors import error_responses
 from modelshelf.service.routes.models import model_info
 
 router = APIRouter()
-READY_TIMEOUT_SECONDS = 5.0
-READY_PROBE_KEY = "~readyz"
 _TRANSFER_ERRORS = error_responses(
-    "same_source_and_destination",
-    "invalid_model_url",
-    "model_not_found",
-    "unknown_store",
-    "quota_exceeded",
-    "integrity_error",
+    ErrorCode.SAME_SOURCE_AND_DESTINATION,
+    ErrorCode.INVALID_MODEL_URL,
+    ErrorCode.MODEL_NOT_FOUND,
+    ErrorCode.UNKNOWN_STORE,
+    ErrorCode.QUOTA_EXCEEDED,
+    ErrorCode.INTEGRITY_ERROR,
 )
 
 
@@ -60,12 +58,11 @@ async def _destination_info(shelf: Shelf, url: str) -> ModelInfo:
 
 
 @router.get("/v1/stores", operation_id="listStores", response_model=StoreList, tags=["stores"])
-async def list_stores(shelf: ShelfDep, settings: SettingsDep) -> StoreList:
+async def list_stores(shelf: ShelfDep) -> StoreList:
     """The configured stores and the kind of backend behind each (no secrets)."""
-    urls = settings.store_urls()
     return StoreList(
         stores=[
-            StoreInfo(name=name, kind=backend_kind(urls[name]), quotaBytes=store.quota_bytes)
+            StoreInfo(name=name, kind=store.kind, quotaBytes=store.quota_bytes)
             for name, store in shelf.stores.items()
         ]
     )
@@ -85,24 +82,10 @@ async def healthz() -> dict[str, str]:
 )
 async def readyz(shelf: ShelfDep) -> JSONResponse:
     """Every backend answers a listing."""
-    checks = await asyncio.gather(*(_check(store.backend) for store in shelf.stores.values()))
+    checks = await asyncio.gather(*(store.readiness() for store in shelf.stores.values()))
     stores = dict(zip(shelf.stores, checks, strict=True))
     ready = all(state == "ok" for state in stores.values())
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", "stores": stores},
         status_code=200 if ready else 503,
     )
-
-
-async def _check(backend: Backend) -> str:
-    # A HEAD of a key no model can have: one cheap round trip, whatever the store holds.
-    # Each store on its own threads with its own timeout: one stuck store reports only itself.
-    try:
-        await asyncio.wait_for(backend.head(READY_PROBE_KEY), READY_TIMEOUT_SECONDS)
-    except NotFoundError:
-        return "ok"
-    except TimeoutError:
-        return f"unavailable: no answer within {READY_TIMEOUT_SECONDS:g} s"
-    except Exception as error:  # any other failure means not ready; report it
-        return f"{type(error).__name__}: {error}"
-    return "ok"

@@ -14,6 +14,7 @@ from modelshelf.modelstore.errors import InvalidModelError, WeightFileNotFoundEr
 from modelshelf.modelstore.exports import downloads_model_json, downloads_prefix, joined_weights
 from modelshelf.modelstore.manifest import normalize_weight_path
 from modelshelf.schemas.artifacts import ModelJSON, SaveResult
+from modelshelf.schemas.errors import ErrorCode
 from modelshelf.schemas.versions import ModelInfo, ModelList, VersionInfo
 from modelshelf.service.dependencies import SettingsDep, StoreDep, model_base_url
 from modelshelf.service.errors import error_responses
@@ -40,13 +41,13 @@ _SAVE_BODY: dict[str, Any] = {
     }
 }
 _SAVE_ERRORS = error_responses(
-    "invalid_model",
-    "unknown_store",
-    "payload_too_large",
-    "unsupported_media_type",
-    "quota_exceeded",
-    "request_timeout",
-    "unavailable",
+    ErrorCode.INVALID_MODEL,
+    ErrorCode.UNKNOWN_STORE,
+    ErrorCode.PAYLOAD_TOO_LARGE,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    ErrorCode.QUOTA_EXCEEDED,
+    ErrorCode.REQUEST_TIMEOUT,
+    ErrorCode.UNAVAILABLE,
 )
 _WEIGHT_CONTENT = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 
@@ -120,7 +121,9 @@ async def save_model_put(
     MODEL_PATH + "/model.json",
     operation_id="loadModelJson",
     response_model=ModelJSON,
-    responses=error_responses("model_not_found", "version_not_found", "unknown_store"),
+    responses=error_responses(
+        ErrorCode.MODEL_NOT_FOUND, ErrorCode.VERSION_NOT_FOUND, ErrorCode.UNKNOWN_STORE
+    ),
 )
 async def load_model_json(
     request: Request,
@@ -149,7 +152,9 @@ async def load_model_json(
     response_class=Response,
     responses={
         200: {"content": _WEIGHT_CONTENT},
-        **error_responses("weight_file_not_found", "model_not_found", "version_not_found"),
+        **error_responses(
+            ErrorCode.WEIGHT_FILE_NOT_FOUND, ErrorCode.MODEL_NOT_FOUND, ErrorCode.VERSION_NOT_FOUND
+        ),
     },
 )
 async def load_weight_file(
@@ -192,7 +197,7 @@ def _matches(request: Request, etag: str) -> bool:
     MODEL_PATH,
     operation_id="getModelInfo",
     response_model=ModelInfo,
-    responses=error_responses("model_not_found", "unknown_store"),
+    responses=error_responses(ErrorCode.MODEL_NOT_FOUND, ErrorCode.UNKNOWN_STORE),
 )
 async def get_model_info(store: StoreDep, name: str) -> ModelInfo:
     """A model's info: current version and every version, oldest first."""
@@ -203,7 +208,9 @@ async def get_model_info(store: StoreDep, name: str) -> ModelInfo:
     MODEL_PATH,
     operation_id="removeModel",
     response_model=ModelInfo,
-    responses=error_responses("model_not_found", "version_not_found", "unknown_store"),
+    responses=error_responses(
+        ErrorCode.MODEL_NOT_FOUND, ErrorCode.VERSION_NOT_FOUND, ErrorCode.UNKNOWN_STORE
+    ),
 )
 async def remove_model(store: StoreDep, name: str, version: VersionQuery = None) -> ModelInfo:
     """Remove a model, or one version of it; answers the model's info before removal."""
@@ -214,7 +221,7 @@ async def remove_model(store: StoreDep, name: str, version: VersionQuery = None)
     "/{store}",
     operation_id="listModels",
     response_model=ModelList,
-    responses=error_responses("unknown_store"),
+    responses=error_responses(ErrorCode.UNKNOWN_STORE),
 )
 async def list_models(
     request: Request,
@@ -257,7 +264,9 @@ _ZIP_CONTENT = {"application/zip": {"schema": {"type": "string", "format": "bina
     response_class=Response,
     responses={
         200: {"content": _ZIP_CONTENT},
-        **error_responses("model_not_found", "version_not_found", "invalid_name"),
+        **error_responses(
+            ErrorCode.MODEL_NOT_FOUND, ErrorCode.VERSION_NOT_FOUND, ErrorCode.INVALID_NAME
+        ),
     },
 )
 async def export_model(
