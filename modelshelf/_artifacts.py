@@ -9,22 +9,25 @@ from typing import Any
 import numpy as np
 
 from modelshelf._weights import decode_weights, encode_weights
+from modelshelf.schemas.modeljson import (
+    HTTP_WEIGHTS_PATH,
+    MODEL_JSON_KEYS,
+    artifact_fields_of,
+    model_json_for,
+)
 
-# Python attribute -> model.json key, in the order TF.js writes them (protocol doc §2.1).
-_LEADING = {
+# Python attribute -> model.json key; the keys and their order are modelshelf.schemas.modeljson's.
+_FIELDS = {
     "model_topology": "modelTopology",
     "format": "format",
     "generated_by": "generatedBy",
     "converted_by": "convertedBy",
-}
-_TRAILING = {
     "signature": "signature",
     "user_defined_metadata": "userDefinedMetadata",
     "model_initializer": "modelInitializer",
     "initializer_signature": "initializerSignature",
     "training_config": "trainingConfig",
 }
-_KNOWN_KEYS = {*_LEADING.values(), *_TRAILING.values(), "weightsManifest"}
 
 
 @dataclass
@@ -65,26 +68,12 @@ class ModelArtifacts:
         cls, document: Mapping[str, Any], weight_data: bytes | None
     ) -> ModelArtifacts:
         """Artifacts from a parsed model.json and its weight bytes (all files joined)."""
-        groups = document.get("weightsManifest")
-        specs = None if groups is None else [w for g in groups for w in g.get("weights") or []]
-        fields = {
-            attribute: document.get(key) for attribute, key in {**_LEADING, **_TRAILING}.items()
-        }
-        extra = {key: value for key, value in document.items() if key not in _KNOWN_KEYS}
-        return cls(weight_specs=specs, weight_data=weight_data, extra=extra, **fields)
+        fields, specs = artifact_fields_of(document)
+        known = {attribute: fields.get(key) for attribute, key in _FIELDS.items()}
+        extra = {key: value for key, value in fields.items() if key not in MODEL_JSON_KEYS}
+        return cls(weight_specs=specs, weight_data=weight_data, extra=extra, **known)
 
-    def to_model_json(self, weights_path: str = "./model.weights.bin") -> dict[str, Any]:
+    def to_model_json(self, weights_path: str = HTTP_WEIGHTS_PATH) -> dict[str, Any]:
         """model.json as tf.io.http writes it: one group, one weights file."""
-        document: dict[str, Any] = {}
-        for attribute, key in _LEADING.items():
-            value = getattr(self, attribute)
-            if value is not None or key == "convertedBy":
-                document[key] = value
-        group: dict[str, Any] = {"paths": [weights_path]}
-        if self.weight_specs is not None:
-            group["weights"] = self.weight_specs
-        document["weightsManifest"] = [group]
-        for attribute, key in _TRAILING.items():
-            if getattr(self, attribute) is not None:
-                document[key] = getattr(self, attribute)
-        return {**document, **self.extra}
+        fields = {key: getattr(self, attribute) for attribute, key in _FIELDS.items()}
+        return model_json_for({**fields, **self.extra}, self.weight_specs, weights_path)

@@ -24,6 +24,11 @@ MODEL_JSON = "model.json"
 RECORD_JSON = "record.json"
 SERVED_JSON = "served.json"
 RESERVED_PREFIX = "~"
+# The routing grammar of a model name: segments, none starting with '~' or equal to
+# model.json. Routes match with it and the OpenAPI document publishes it; validate_model_name
+# adds what a pattern cannot say well (the key rules of backends.keys).
+_NAME_SEGMENT = r"(?!~)(?!model\.json(?:/|$))[^/]+"
+MODEL_NAME_PATTERN = f"{_NAME_SEGMENT}(?:/{_NAME_SEGMENT})*"
 
 
 def validate_model_name(name: str) -> str:
@@ -35,7 +40,8 @@ def validate_model_name(name: str) -> str:
     for segment in name.split("/"):
         if segment.startswith(RESERVED_PREFIX):
             raise InvalidNameError(
-                f"invalid model name {name!r}: segments starting with '~' are reserved"
+                f"invalid model name {name!r}: segments starting with '~' are reserved "
+                f"for version files"
             )
         if segment == MODEL_JSON:
             raise InvalidNameError(

@@ -95,7 +95,7 @@ class ModelStore:
         model_json: bytes,
         weight_files: AsyncIterable[WeightUpload] | None = None,
         *,
-        declared_bytes: int | None = None,
+        expected_bytes: int | None = None,
     ) -> VersionInfo:
         """Store a new version and make it current once every byte is stored.
 
@@ -104,7 +104,8 @@ class ModelStore:
             model_json: model.json as uploaded; kept byte for byte.
             weight_files: the manifest's files in manifest order; files of an
                 all-empty tail may be left out.
-            declared_bytes: the upload's size if known, to refuse an over-quota save early.
+            expected_bytes: at most this many bytes will arrive, if known: a save that
+                cannot fit the quota is refused before its first byte is stored.
 
         Raises:
             InvalidNameError, InvalidModelError, WeightSizeMismatchError,
@@ -122,7 +123,7 @@ class ModelStore:
         model = await asyncio.to_thread(parse_model_json, model_json, prefix)
         for spec in model.files:  # before the first byte is stored (issue 8.4)
             layout.check_weight_key_room(model_name, spec.path, max_key_bytes)
-        reservation = await self._reserve(declared_bytes)
+        reservation = await self._reserve(expected_bytes)
         try:
             version = await self._store_version(
                 model_name, version_id, model, model_json, weight_files, reservation
@@ -208,10 +209,10 @@ class ModelStore:
         reservation.stored(info.size)
         return StoredFile(path=spec.path, size=info.size, sha256=digest.hexdigest())
 
-    async def _reserve(self, declared_bytes: int | None) -> Reservation:
+    async def _reserve(self, expected_bytes: int | None) -> Reservation:
         if self._ledger is None:
             return unlimited()
-        return await self._ledger.reserve(self.usage, declared_bytes)
+        return await self._ledger.reserve(self.usage, expected_bytes)
 
     async def usage(self) -> int:
         """Bytes stored in this store, every version of every model counted."""
@@ -373,7 +374,14 @@ class ModelStore:
     async def open_weight_file(
         self, model_name: str, version_id: str, path: str
     ) -> tuple[StoredFile, ObjectStream]:
-        """Open one stored weight file of a version; raises WeightFileNotFoundError."""
+        """Open one stored weight file of a version, ``path`` as a URL names it.
+
+        Raises WeightFileNotFoundError, also for a path no save could have stored.
+        """
+        try:
+            path = normalize_weight_path(path)
+        except InvalidModelError:
+            raise WeightFileNotFoundError(f"there is no weight file {path!r}") from None
         version = await self.version(model_name, version_id)
         stored = next((item for item in version.files if item.path == path), None)
         if stored is None:

@@ -12,7 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from modelshelf.modelstore import Shelf
-from modelshelf.modelstore.layout import MODEL_JSON, RESERVED_PREFIX
+from modelshelf.modelstore.layout import MODEL_NAME_PATTERN, validate_model_name
 from modelshelf.modelstore.opening import StoreLimits
 from modelshelf.modelstore.opening import open_shelf as open_stores
 from modelshelf.schemas.artifacts import ModelArtifacts
@@ -110,7 +110,17 @@ def _openapi_with_request_schemas(app: FastAPI) -> dict[str, Any]:
             schemas.setdefault(name, schema)
         schemas["ModelArtifacts"] = artifacts
         schemas["SaveModelFiles"] = SAVE_MODEL_FILES
+        _publish_name_pattern(document)
     return app.openapi_schema or document
+
+
+def _publish_name_pattern(document: dict[str, Any]) -> None:
+    """Model names in paths carry the grammar the route convertor matches with."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path" and parameter["name"] == "name":
+                    parameter["schema"]["pattern"] = f"^{MODEL_NAME_PATTERN}$"
 
 
 async def _unmatched_model_path(request: Request, store: str, rest: str) -> Response:
@@ -122,17 +132,7 @@ async def _unmatched_model_path(request: Request, store: str, rest: str) -> Resp
             f"{request.method} is not allowed here; use one of: {', '.join(allowed)}",
             {"Allow": ", ".join(allowed)},
         )
-    segments = rest.split("/")
-    if any(segment.startswith(RESERVED_PREFIX) for segment in segments):
-        raise HttpError(
-            ErrorCode.INVALID_NAME,
-            f"model names cannot have segments starting with "
-            f"'~' ({rest!r}): they are reserved for version files",
-        )
-    if MODEL_JSON in segments[:-1] or segments[-1] == "":
-        raise HttpError(
-            ErrorCode.INVALID_NAME,
-            f"{rest!r} is not a model name: 'model.json' is "
-            f"reserved and segments must not be empty",
-        )
+    # No route took the path, so read all of it as a name: the model layer says what breaks.
+    validate_model_name(rest)
     raise HttpError(ErrorCode.ROUTE_NOT_FOUND, f"no route for {request.method} {request.url.path}")
+

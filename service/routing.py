@@ -13,13 +13,14 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
+from modelshelf.modelstore.layout import MODEL_NAME_PATTERN
+
 PROBED_METHODS = ("GET", "POST", "PUT", "DELETE")
 FALLBACK_ROUTE_NAME = "unmatched_model_path"
-_SEGMENT = r"(?!~)(?!model\.json(?:/|$))[^/]+"
 
 
 class ModelNameConvertor(Convertor[str]):
-    regex = f"{_SEGMENT}(?:/{_SEGMENT})*"
+    regex = MODEL_NAME_PATTERN
 
     def convert(self, value: str) -> str:
         return value

@@ -14,7 +14,6 @@ import base64
 import binascii
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -23,14 +22,11 @@ from modelshelf.modelstore import WeightUpload
 from modelshelf.modelstore.jsjson import compact_json
 from modelshelf.schemas.artifacts import ModelArtifacts
 from modelshelf.schemas.errors import ErrorCode
+from modelshelf.schemas.modeljson import HTTP_WEIGHTS_PATH, model_json_for
 from modelshelf.service.errors import HttpError
 from modelshelf.service.multipart import MultipartReader, boundary_from_content_type, sniff_boundary
 
 MODEL_JSON_PART = "model.json"
-WEIGHTS_PART = "model.weights.bin"
-HTTP_WEIGHTS_PATH = "./model.weights.bin"
-# getModelJSONForModelArtifacts writes these keys first, in this order (protocol doc §2.1).
-_LEADING_KEYS = ("modelTopology", "format", "generatedBy", "convertedBy")
 
 
 @dataclass(slots=True)
@@ -39,7 +35,13 @@ class SaveUpload:
 
     model_json: bytes
     weight_files: AsyncIterator[WeightUpload]
-    streamed: bool = True  # False for base64 JSON, whose body is a third larger than the model
+    # The body's Content-Length bounds the model's bytes for a multipart body; base64 JSON is
+    # a third larger than the model it carries, so it bounds nothing useful.
+    expected_bytes: int | None = None
+
+
+class _JsonUpload(SaveUpload):
+    """A base64 JSON save, decoded in memory."""
 
 
 class BodyLimit:
@@ -85,6 +87,16 @@ async def read_save_request(
     request: Request, body: AsyncIterator[bytes], json_limit: int, model_json_limit: int
 ) -> SaveUpload:
     """Decode the save body by its Content-Type; raises HttpError with what to fix."""
+    upload = await _decode_body(request, body, json_limit, model_json_limit)
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and not isinstance(upload, _JsonUpload):
+        upload.expected_bytes = int(length)
+    return upload
+
+
+async def _decode_body(
+    request: Request, body: AsyncIterator[bytes], json_limit: int, model_json_limit: int
+) -> SaveUpload:
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type == "multipart/form-data":
@@ -151,8 +163,6 @@ async def _weight_parts(reader: MultipartReader) -> AsyncIterator[WeightUpload]:
             raise HttpError(
                 ErrorCode.BAD_MULTIPART, "a weight part has neither a name nor a filename; name it"
             )
-        if path == WEIGHTS_PART:
-            path = HTTP_WEIGHTS_PATH
         yield WeightUpload(path, reader.part_body())
 
 
@@ -168,8 +178,11 @@ async def _json_upload(body: AsyncIterator[bytes], limit: int) -> SaveUpload:
             )
     artifacts = await asyncio.to_thread(_parse_artifacts, raw)
     weights = await asyncio.to_thread(_decode_weight_data, artifacts.weightData)
-    model_json = compact_json(_model_json_for(artifacts))
-    return SaveUpload(model_json, _single_file(weights), streamed=False)
+    fields = artifacts.model_dump(exclude_none=True)
+    specs = artifacts.weightSpecs
+    spec_dicts = None if specs is None else [spec.model_dump(exclude_none=True) for spec in specs]
+    model_json = compact_json(model_json_for(fields, spec_dicts))
+    return _JsonUpload(model_json, _single_file(weights))
 
 
 def _parse_artifacts(raw: bytes | bytearray) -> ModelArtifacts:
@@ -195,21 +208,6 @@ def _decode_weight_data(weight_data: str | None) -> bytes:
             ErrorCode.INVALID_MODEL,
             "weightData must be standard base64 (A-Z, a-z, 0-9, +, /, = padding)",
         ) from None
-
-
-def _model_json_for(artifacts: ModelArtifacts) -> dict[str, Any]:
-    """model.json as TF.js's getModelJSONForModelArtifacts builds it."""
-    fields = artifacts.model_dump(exclude_none=True, exclude={"weightData", "weightSpecs"})
-    fields["convertedBy"] = artifacts.convertedBy
-    document: dict[str, Any] = {key: fields[key] for key in _LEADING_KEYS if key in fields}
-    group: dict[str, Any] = {"paths": [HTTP_WEIGHTS_PATH]}
-    if artifacts.weightSpecs is not None:
-        group["weights"] = [spec.model_dump(exclude_none=True) for spec in artifacts.weightSpecs]
-    document["weightsManifest"] = [group]
-    for key, value in fields.items():
-        if key not in document:
-            document[key] = value
-    return document
 
 
 async def _single_file(data: bytes) -> AsyncIterator[WeightUpload]:

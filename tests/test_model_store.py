@@ -278,7 +278,7 @@ async def test_quota_refuses_and_stores_nothing(backend: Backend) -> None:
         await save(store, "big", big)
     assert await all_keys(store) == keys
     with pytest.raises(QuotaExceededError):
-        await store.save("big", big.model_json, uploads(big.files), declared_bytes=10_000)
+        await store.save("big", big.model_json, uploads(big.files), expected_bytes=10_000)
     assert await store.usage() <= 4000
 
 

@@ -88,7 +88,7 @@ async def test_concurrent_saves_never_exceed_the_quota(backend: Backend, declare
         size = len(model.model_json) + len(model.weight_bytes) + 2048 if declared else None
         try:
             await store.save(
-                f"m{seed}", model.model_json, uploads(model.files, 256 << 10), declared_bytes=size
+                f"m{seed}", model.model_json, uploads(model.files, 256 << 10), expected_bytes=size
             )
         except QuotaExceededError:
             return False
@@ -212,7 +212,7 @@ def test_quota_property_no_mix_of_saves_exceeds_it(saves: list[tuple[int, bool, 
             files = model.files if not breaks else {"./model.weights.bin": data[:-4]}
             with contextlib.suppress(QuotaExceededError, WeightSizeMismatchError):
                 await store.save(
-                    f"m{index}", model.model_json, uploads(files, 64 << 10), declared_bytes=size
+                    f"m{index}", model.model_json, uploads(files, 64 << 10), expected_bytes=size
                 )
 
         await asyncio.gather(*(one(i, *save) for i, save in enumerate(saves)))

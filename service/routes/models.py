@@ -10,9 +10,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from modelshelf.modelstore import ModelStore
-from modelshelf.modelstore.errors import InvalidModelError, WeightFileNotFoundError
 from modelshelf.modelstore.exports import downloads_model_json, downloads_prefix, joined_weights
-from modelshelf.modelstore.manifest import normalize_weight_path
 from modelshelf.schemas.artifacts import ModelJSON, SaveResult
 from modelshelf.schemas.errors import ErrorCode
 from modelshelf.schemas.versions import ModelInfo, ModelList, VersionInfo
@@ -59,13 +57,10 @@ async def _save(request: Request, store: ModelStore, name: str, settings: Settin
     body = BodyLimit(request.stream(), settings.max_body_bytes)
     try:
         upload = await read_save_request(
-            request, aiter(body), settings.max_json_body_bytes, settings.max_model_json_bytes
+            request, aiter(body), settings.max_json_body_bytes, store.max_model_json_bytes
         )
         version = await store.save(
-            name,
-            upload.model_json,
-            upload.weight_files,
-            declared_bytes=declared if upload.streamed else None,
+            name, upload.model_json, upload.weight_files, expected_bytes=upload.expected_bytes
         )
     except Exception:
         if declared is None or declared - body.received <= DRAIN_LIMIT:
@@ -161,7 +156,7 @@ async def load_weight_file(
     request: Request, store: StoreDep, name: str, version: str, path: str
 ) -> Response:
     """Load one weight file of a version; its bytes never change (cached for a year)."""
-    stored, stream = await store.open_weight_file(name, version, _weight_path(path))
+    stored, stream = await store.open_weight_file(name, version, path)
     etag = f'"{stored.sha256}"'
     headers = {"ETag": etag, "Cache-Control": IMMUTABLE, "Content-Length": str(stored.size)}
     if _matches(request, etag):
@@ -170,14 +165,6 @@ async def load_weight_file(
     return StreamingResponse(
         _closing(stream), media_type="application/octet-stream", headers=headers
     )
-
-
-def _weight_path(path: str) -> str:
-    """The stored file a URL path names; one that could not be stored cannot exist (404)."""
-    try:
-        return normalize_weight_path(path)
-    except InvalidModelError:
-        raise WeightFileNotFoundError(f"there is no weight file {path!r}") from None
 
 
 async def _closing(stream: Any) -> AsyncIterator[bytes]:
