@@ -135,4 +135,3 @@ async def _unmatched_model_path(request: Request, store: str, rest: str) -> Resp
     # No route took the path, so read all of it as a name: the model layer says what breaks.
     validate_model_name(rest)
     raise HttpError(ErrorCode.ROUTE_NOT_FOUND, f"no route for {request.method} {request.url.path}")
-
