@@ -54,7 +54,11 @@ class LocalBackend:
             if not self.root.is_dir():
                 raise _translated_error(self.limits.store, str(root), error) from error
         self.capabilities = Capabilities(
-            persistent=True, shared=True, local_root=str(self.root), prefix_keys=False
+            persistent=True,
+            shared=True,
+            local_root=str(self.root),
+            prefix_keys=False,
+            plain_objects=True,
         )
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
@@ -137,23 +141,24 @@ class LocalBackend:
         self, prefix: str = "", *, start_after: str | None = None, limit: int = 1000
     ) -> ListPage:
         with self._translated(prefix):
-            keys = await self._calls.run(self._sorted_keys, prefix)
-        if start_after is not None:
-            keys = [key for key in keys if key > start_after]
-        with self._translated(prefix):
-            items = await self._calls.run(self._described, keys, limit)
-        more = bool(items) and keys[-1] != items[-1].key and len(items) == limit
+            items = await self._calls.run(self._page, prefix, start_after, limit + 1)
+        more = len(items) > limit
+        items = items[:limit]
         return ListPage(items, items[-1].key if more else None)
 
-    def _described(self, keys: builtins.list[str], limit: int) -> builtins.list[ObjectInfo]:
-        """Up to ``limit`` keys with their sizes; keys deleted since the walk are skipped."""
-        items = []
-        for key in keys:
+    def _page(self, prefix: str, start_after: str | None, count: int) -> builtins.list[ObjectInfo]:
+        """The first ``count`` keys after ``start_after``, walking folders in key order.
+
+        Folders wholly before ``start_after`` or outside ``prefix`` are never opened, so a
+        page costs its size, not the store's.
+        """
+        items: builtins.list[ObjectInfo] = []
+        for key, path in _keys_in_order(self.root, "", prefix, start_after):
             try:
-                items.append(_info(key, os.stat(self.root / key)))
+                items.append(_info(key, os.stat(path)))
             except FileNotFoundError:
-                continue
-            if len(items) == limit:
+                continue  # deleted since the folder was read
+            if len(items) == count:
                 break
         return items
 
@@ -167,18 +172,29 @@ class LocalBackend:
         validate_key(key)
         return self.root.joinpath(*key.split("/"))
 
-    def _sorted_keys(self, prefix: str) -> builtins.list[str]:
-        folder = self.root.joinpath(*prefix.split("/")[:-1]) if "/" in prefix else self.root
-        if not folder.is_dir():
-            return []
-        return sorted(key for key in _walk_keys(folder, self.root) if key.startswith(prefix))
 
-
-def _walk_keys(folder: Path, root: Path) -> Iterator[str]:
-    for dirpath, _dirnames, filenames in os.walk(folder):
-        for filename in filenames:
-            if not filename.startswith(TEMP_PREFIX):
-                yield (Path(dirpath) / filename).relative_to(root).as_posix()
+def _keys_in_order(
+    folder: Path, relative: str, prefix: str, start_after: str | None
+) -> Iterator[tuple[str, Path]]:
+    """Keys under ``folder`` in key order (a folder ``x`` sorts as its keys ``x/...`` do)."""
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    ordered = sorted(
+        (relative + entry.name + ("/" if entry.is_dir() else ""), entry) for entry in entries
+    )
+    for key, entry in ordered:
+        if entry.name.startswith(TEMP_PREFIX):
+            continue
+        if key.endswith("/"):
+            if not (key.startswith(prefix) or prefix.startswith(key)):
+                continue
+            if start_after is not None and start_after > key and not start_after.startswith(key):
+                continue  # everything in it sorts before start_after
+            yield from _keys_in_order(Path(entry.path), key, prefix, start_after)
+        elif key.startswith(prefix) and (start_after is None or key > start_after):
+            yield key, Path(entry.path)
 
 
 async def _read_chunks(

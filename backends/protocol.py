@@ -40,6 +40,8 @@ class Capabilities:
         prefix_keys: a key may also be the prefix folder of other keys (``a`` and ``a/b``);
             false for file systems, where ``a`` cannot be both a file and a folder.
         max_key_bytes: the longest key (UTF-8) this backend stores, after its own prefix.
+        plain_objects: each value is a plain file or object that another server (nginx, a
+            CDN, a bucket's website) could serve as it is.
     """
 
     persistent: bool
@@ -47,6 +49,7 @@ class Capabilities:
     local_root: str | None = None
     prefix_keys: bool = True
     max_key_bytes: int = MAX_KEY_BYTES
+    plain_objects: bool = False
 
 
 @dataclass(slots=True)

@@ -105,6 +105,7 @@ class S3Backend:
         self.capabilities = Capabilities(
             persistent=True,
             shared=True,
+            plain_objects=True,
             max_key_bytes=MAX_KEY_BYTES - len(self.prefix.encode("utf-8", "surrogatepass")),
         )
         self.endpoint_url = endpoint_url

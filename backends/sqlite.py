@@ -73,6 +73,7 @@ class SqliteBackend:
         self._checkpoint: asyncio.Task[None] | None = None
         self._idle_readers: list[sqlite3.Connection] = []
         self._closing = False
+        self.connections_opened = 0  # readers are pooled: this stays small however many reads
         self._undropped: set[int] = set()  # staging blobs a failed put could not drop yet
         self.read_only = False
         with contextlib.suppress(OSError):  # a read-only folder that exists is fine
@@ -237,6 +238,7 @@ class SqliteBackend:
         return connection
 
     def _connect(self) -> sqlite3.Connection:
+        self.connections_opened += 1
         if not self.read_only:
             target: str | Path = self.path
         else:  # without -shm/-wal files on a read-only medium, only immutable=1 opens it

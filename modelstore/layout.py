@@ -1,10 +1,19 @@
 """Where a model's pieces live in a backend, and which model names are allowed.
 
-    NAME/model.json                      the current version, weight paths rewritten to ~v/VID/
     NAME/~v/VID/PATH                     weight files of version VID, immutable
+    ~models/NAME/~VID.version            the version: record, served model.json, original
+                                         model.json (modelstore.records); writing it commits
+    ~heads/NAME/~head                    the current version's record and served model.json:
+                                         a load of the current version is one read
+    NAME/model.json                      the current model.json, weight paths at ~v/VID/, on
+                                         stores of plain files or objects (static serving)
+    ~schema                              the layout's schema number, once older data is indexed
+
+Release 0.1.0 kept a version in three files, which still load (schema 1):
+
     ~models/NAME/~VID/model.json         model.json exactly as it was saved
     ~models/NAME/~VID/served.json        model.json as loaders get it (paths rewritten)
-    ~models/NAME/~VID/record.json        the version record; writing it is the commit point
+    ~models/NAME/~VID/record.json        the version record; writing it was the commit point
 
 So a ``file`` or ``s3`` store can be served as-is by a static server: ``NAME/model.json``
 loads with weight paths relative to it. Segments starting with ``~`` and the segment
@@ -19,6 +28,10 @@ from modelshelf.backends.keys import validate_key
 from modelshelf.modelstore.errors import InvalidModelError, InvalidNameError
 
 CATALOG = "~models"
+HEADS = "~heads"
+HEAD_LEAF = "~head"
+VERSION_SUFFIX = ".version"
+SCHEMA_KEY = "~schema"
 VERSIONS_SEGMENT = "~v"
 MODEL_JSON = "model.json"
 RECORD_JSON = "record.json"
@@ -57,9 +70,8 @@ CATALOG_FILES = (MODEL_JSON, RECORD_JSON, SERVED_JSON)
 
 def check_key_room(name: str, max_key_bytes: int) -> None:
     """Refuse a name whose internal keys would not fit the backend (before any byte is stored)."""
-    longest = max(
-        (f"{catalog_prefix(name)}{SAMPLE_VERSION_ID}/{file}" for file in CATALOG_FILES), key=len
-    )
+    keys = [version_key(name, SAMPLE_VERSION_ID), head_key(name), published_model_json_key(name)]
+    longest = max(keys, key=_key_bytes)
     spare = max_key_bytes - _key_bytes(longest)
     if spare < 0:
         raise InvalidNameError(
@@ -114,7 +126,37 @@ def served_model_json_key(name: str, version_id: str) -> str:
 
 
 def record_key(name: str, version_id: str) -> str:
+    """Schema 1: the record of a version saved by release 0.1.0."""
     return f"{catalog_prefix(name)}{version_id}/{RECORD_JSON}"
+
+
+def version_key(name: str, version_id: str) -> str:
+    """Schema 2: the one object of a version (see modelstore.records)."""
+    return f"{catalog_prefix(name)}{version_id}{VERSION_SUFFIX}"
+
+
+def head_key(name: str) -> str:
+    return f"{HEADS}/{name}/{HEAD_LEAF}"
+
+
+def parse_head_key(key: str) -> str | None:
+    """``~heads/NAME/~head`` -> NAME; None for any other key."""
+    head, _, tail = key.partition("/")
+    suffix = "/" + HEAD_LEAF
+    if head != HEADS or not tail.endswith(suffix) or len(tail) == len(suffix):
+        return None
+    return tail[: -len(suffix)]
+
+
+def parse_version_key(key: str) -> tuple[str, str] | None:
+    """A version's commit key (either schema) -> (NAME, VID); None for any other key."""
+    if key.endswith(VERSION_SUFFIX):
+        head, _, tail = key.partition("/")
+        name, _, segment = tail[: -len(VERSION_SUFFIX)].rpartition("/")
+        if head == CATALOG and name and segment.startswith(RESERVED_PREFIX):
+            return name, segment[len(RESERVED_PREFIX) :]
+        return None
+    return parse_record_key(key)
 
 
 def parse_record_key(key: str) -> tuple[str, str] | None:

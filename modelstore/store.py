@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
-from collections.abc import AsyncIterable, AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,15 +33,25 @@ from modelshelf.modelstore.errors import (
 from modelshelf.modelstore.manifest import ValidatedModelJson, WeightFileSpec, normalize_weight_path
 from modelshelf.modelstore.parsing import parse_model_json
 from modelshelf.modelstore.quota import QuotaLedger, Reservation, unlimited
-from modelshelf.modelstore.served import ServedModelJson, open_served, store_served
+from modelshelf.modelstore.records import (
+    SCHEMA,
+    ArtifactsRecord,
+    FileRecord,
+    FramedPayload,
+    VersionRecord,
+    from_schema_1,
+    open_framed,
+    to_version_info,
+)
+from modelshelf.modelstore.served import ServedModelJson, open_served
 from modelshelf.modelstore.version_ids import is_version_id, iso_date, new_version_id
 from modelshelf.modelstore.weights import WeightStreamChecker
-from modelshelf.schemas.artifacts import ModelArtifactsInfo
 from modelshelf.schemas.errors import CodedError
 from modelshelf.schemas.versions import StoredFile, VersionInfo
 
 DEFAULT_MAX_MODEL_JSON_BYTES = 64 << 20
 PUBLISH_ATTEMPTS = 5
+RECORD_CACHE_ENTRIES = 4096  # immutable version records kept in memory, per store
 DISCARD_WAIT_SECONDS = 5.0  # a failed save's answer waits this long for its cleanup
 READY_TIMEOUT_SECONDS = 5.0
 READY_PROBE_KEY = "~readyz"
@@ -82,6 +94,10 @@ class ModelStore:
         self._ledger = QuotaLedger(name, quota_bytes) if quota_bytes is not None else None
         self._cleanups: set[asyncio.Task[None]] = set()
         self._pending_discards: set[tuple[str, str]] = set()  # cleanups to try again
+        self._records: OrderedDict[tuple[str, str], VersionRecord] = OrderedDict()
+        self._indexed = False  # models of release 0.1.0 have heads (see _index_schema_1)
+        # NAME/model.json for static servers, where a static server can reach the values.
+        self.static_copy = backend.capabilities.plain_objects
 
     def url(self, model_name: str) -> str:
         """The model's URL as TF.js writes it: ``indexeddb://my-model``."""
@@ -125,7 +141,7 @@ class ModelStore:
             layout.check_weight_key_room(model_name, spec.path, max_key_bytes)
         reservation = await self._reserve(expected_bytes)
         try:
-            version = await self._store_version(
+            record = await self._store_version(
                 model_name, version_id, model, model_json, weight_files, reservation
             )
         except BaseException:
@@ -133,10 +149,10 @@ class ModelStore:
             raise
         finally:
             reservation.release()
-        # Committed: whatever happens to the static copy now, the save succeeded.
-        await self._publish_after_commit(model_name)
+        # Committed: whatever happens to the head and the static copy now, the save succeeded.
+        await self._publish_after_commit(model_name, record, model.served.chunks)
         await self._retry_discards()
-        return version
+        return to_version_info(record)
 
     async def _store_version(
         self,
@@ -146,24 +162,23 @@ class ModelStore:
         model_json: bytes,
         weight_files: AsyncIterable[WeightUpload] | None,
         reservation: Reservation,
-    ) -> VersionInfo:
+    ) -> VersionRecord:
         checker = WeightStreamChecker(model.entries)
         stored = await self._store_weight_files(
             model_name, version_id, model, weight_files, checker, reservation
         )
         checker.finish()
-        version = _version_info(version_id, model, model_json, stored, checker.total)
-        record = version.model_dump_json().encode()
-        # served.json, and the static NAME/model.json written after the commit: room now.
-        catalog = len(model_json) + len(record) + 2 * model.served.size
+        record = _version_record(version_id, model, model_json, stored, checker.total)
+        line = record.line()
+        # The version object, the head and the static copy written after the commit: room now.
+        catalog = 2 * (len(line) + model.served.size) + len(model_json)
+        catalog += model.served.size if self.static_copy else 0
         reservation.spend(catalog)
-        original_key = layout.original_model_json_key(model_name, version_id)
-        await put_bytes(self.backend, original_key, model_json)
-        served_key = layout.served_model_json_key(model_name, version_id)
-        await store_served(self.backend, served_key, model.served)
-        await put_bytes(self.backend, layout.record_key(model_name, version_id), record)
+        key = layout.version_key(model_name, version_id)
+        await self.backend.put(key, _framed([line], model.served.chunks(), [model_json]))
         reservation.stored(catalog)
-        return version
+        self._remember(model_name, record)
+        return record
 
     async def _store_weight_files(
         self,
@@ -173,9 +188,9 @@ class ModelStore:
         weight_files: AsyncIterable[WeightUpload] | None,
         checker: WeightStreamChecker,
         reservation: Reservation,
-    ) -> list[StoredFile]:
+    ) -> list[FileRecord]:
         expected = list(model.files)
-        stored: list[StoredFile] = []
+        stored: list[FileRecord] = []
         async for upload in weight_files or _no_uploads():
             spec = _match_upload(upload.path, expected, len(stored))
             stored.append(
@@ -202,12 +217,12 @@ class ModelStore:
         chunks: AsyncIterable[bytes],
         checker: WeightStreamChecker,
         reservation: Reservation,
-    ) -> StoredFile:
+    ) -> FileRecord:
         digest = hashlib.sha256()
         key = layout.weight_file_key(model_name, version_id, spec.path)
         info = await self.backend.put(key, _metered(chunks, checker, digest, reservation))
         reservation.stored(info.size)
-        return StoredFile(path=spec.path, size=info.size, sha256=digest.hexdigest())
+        return FileRecord(path=spec.path, size=info.size, sha256=digest.hexdigest())
 
     async def _reserve(self, expected_bytes: int | None) -> Reservation:
         if self._ledger is None:
@@ -230,9 +245,11 @@ class ModelStore:
             await asyncio.wait_for(asyncio.shield(task), DISCARD_WAIT_SECONDS)
 
     async def _discard_version(self, model_name: str, version_id: str) -> None:
-        """Delete a version's keys, record first; a store that is down stops the attempt."""
+        """Delete a version's keys, commit key first; a store that is down stops the attempt."""
+        self._records.pop((model_name, version_id), None)
         keys = [
-            layout.record_key(model_name, version_id),
+            layout.version_key(model_name, version_id),
+            layout.record_key(model_name, version_id),  # schema 1
             layout.original_model_json_key(model_name, version_id),
             layout.served_model_json_key(model_name, version_id),
         ]
@@ -260,47 +277,81 @@ class ModelStore:
         for model_name, version_id in list(self._pending_discards):
             await self._discard_version(model_name, version_id)
 
-    async def _publish_after_commit(self, model_name: str) -> None:
-        """Publish NAME/model.json; if it cannot be written, remove it rather than let it lag.
+    # -- the head: the current version in one read -------------------------------------------
 
-        The commit already happened, so this never raises: the save or remove succeeded.
+    async def _publish_after_commit(
+        self,
+        model_name: str,
+        record: VersionRecord | None = None,
+        served: Callable[[], Iterable[bytes]] | None = None,
+    ) -> None:
+        """Point the head (and the static copy) at the newest committed version.
+
+        ``record`` and ``served`` are what a save just committed, so a save writes its head
+        without reading anything back. The commit already happened, so this never raises: if
+        the head cannot be written it is removed, and loads find the newest version by
+        listing until the next save or remove writes it again.
         """
         try:
-            await self._publish_current(model_name)
+            if record is None or served is None:
+                await self._publish_newest(model_name)
+            else:
+                await self._publish(model_name, record, _replayable(served))
+                if await self._newer_version_ids(model_name, record.id):
+                    await self._publish_newest(model_name)  # a newer save raced ours
         except CodedError as error:
-            key = layout.published_model_json_key(model_name)
             logger.error(
-                "%s is committed but its static copy NAME/model.json could not be written "
-                "(%s); removing the stale copy, the next save or remove writes it again",
+                "%s is committed but its head could not be written (%s); removing the stale "
+                "head, the next save or remove writes it again",
                 self.url(model_name),
                 error,
             )
-            with contextlib.suppress(StorageError):
-                await delete_if_present(self.backend, key)
+            for key in (layout.head_key(model_name), layout.published_model_json_key(model_name)):
+                with contextlib.suppress(CodedError):
+                    await delete_if_present(self.backend, key)
 
-    async def _publish_current(self, model_name: str) -> None:
-        """Put the current version's model.json at NAME/model.json for static serving.
+    async def _publish(
+        self, model_name: str, record: VersionRecord, served: Callable[[], AsyncIterator[bytes]]
+    ) -> None:
+        await self.backend.put(layout.head_key(model_name), _prefixed(record.line(), served()))
+        if self.static_copy:
+            await self.backend.put(layout.published_model_json_key(model_name), served())
 
-        Concurrent saves and removes can race here; re-checking after each write ends on
-        the newest.
-        """
-        key = layout.published_model_json_key(model_name)
+    async def _publish_newest(self, model_name: str) -> None:
+        """Re-point the head at the newest version, read from the store (removes, races)."""
         for _ in range(PUBLISH_ATTEMPTS):
             version_ids = await self.version_ids(model_name)
             if not version_ids:
-                await delete_if_present(self.backend, key)
+                await delete_if_present(self.backend, layout.head_key(model_name))
+                await delete_if_present(self.backend, layout.published_model_json_key(model_name))
                 return
-            newest = version_ids[-1]
             try:
-                stream = await self.open_model_json(model_name, newest)
+                record, served = await self._read_served(model_name, version_ids[-1])
             except NotFoundError:
                 continue  # removed meanwhile: look again
-            try:
-                await self.backend.put(key, stream.chunks)
-            finally:
-                await stream.aclose()
-            if (await self.version_ids(model_name))[-1:] == [newest]:
+            await self._publish(model_name, record, functools.partial(_once, served))
+            if not await self._newer_version_ids(model_name, record.id):
                 return
+
+    async def _newer_version_ids(self, model_name: str, version_id: str) -> list[str]:
+        """Committed versions newer than ``version_id``: one listing of at most one page."""
+        prefix = layout.catalog_prefix(model_name)
+        page = await self.backend.list(
+            prefix, start_after=f"{prefix}{version_id}\U0010ffff", limit=8
+        )
+        found = [layout.parse_version_key(info.key) for info in page.items]
+        return [
+            vid for parsed in found if parsed and parsed[0] == model_name for vid in [parsed[1]]
+        ]
+
+    async def _read_head(self, model_name: str) -> tuple[VersionRecord, ObjectStream] | None:
+        """The current version's record and its served model.json; None if there is no head."""
+        try:
+            stream = await self.backend.get(layout.head_key(model_name))
+        except NotFoundError:
+            return None
+        record, payload = await open_framed(stream)
+        return record, payload.stream(record.served_bytes)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -309,27 +360,76 @@ class ModelStore:
         layout.validate_model_name(model_name)
         prefix = layout.catalog_prefix(model_name)
         found = [
-            layout.parse_record_key(info.key) async for info in iter_keys(self.backend, prefix)
+            layout.parse_version_key(info.key) async for info in iter_keys(self.backend, prefix)
         ]
-        return sorted(parsed[1] for parsed in found if parsed and parsed[0] == model_name)
+        return sorted({parsed[1] for parsed in found if parsed and parsed[0] == model_name})
 
     async def version(self, model_name: str, version_id: str | None = None) -> VersionInfo:
         """One version (the current one by default); raises Model/VersionNotFoundError."""
+        return to_version_info(await self._record(model_name, version_id))
+
+    async def _record(self, model_name: str, version_id: str | None) -> VersionRecord:
         if version_id is None:
-            version_ids = await self.version_ids(model_name)
-            if not version_ids:
-                raise ModelNotFoundError(f"there is no model {self.url(model_name)!r}")
-            version_id = version_ids[-1]
-        if not is_version_id(version_id):
-            raise VersionNotFoundError(
-                f"{version_id!r} is not a version id (like 20261126T003136123456Z-1a2b3c4d); "
-                f"GET the model's info for its versions"
-            )
+            layout.validate_model_name(model_name)
+            head = await self._read_head(model_name)
+            if head is not None:
+                record, stream = head
+                await stream.aclose()
+                return record
+            version_id = await self._newest_by_listing(model_name)
+        _check_version_id(version_id)
+        cached = self._records.get((model_name, version_id))
+        if cached is not None:
+            return cached
+        record, payload = await self._open_version(model_name, version_id)
+        await payload.aclose()
+        return record
+
+    async def _newest_by_listing(self, model_name: str) -> str:
+        """The newest version when the head is missing (not yet written, or lost)."""
+        version_ids = await self.version_ids(model_name)
+        if not version_ids:
+            raise ModelNotFoundError(f"there is no model {self.url(model_name)!r}")
+        return version_ids[-1]
+
+    async def _open_version(
+        self, model_name: str, version_id: str
+    ) -> tuple[VersionRecord, FramedPayload]:
+        """A version's record, then its served model.json and (schema 2) its original."""
+        try:
+            stream = await self.backend.get(layout.version_key(model_name, version_id))
+        except NotFoundError:
+            return await self._open_schema_1(model_name, version_id)
+        record, payload = await open_framed(stream)
+        self._remember(model_name, record)
+        return record, payload
+
+    async def _open_schema_1(
+        self, model_name: str, version_id: str
+    ) -> tuple[VersionRecord, FramedPayload]:
+        """A version saved by release 0.1.0: record.json, then its served model.json."""
         try:
             raw = await read_all(self.backend, layout.record_key(model_name, version_id))
         except NotFoundError:
             raise await self._version_missing(model_name, version_id) from None
-        return VersionInfo.model_validate_json(raw)
+
+        async def compute() -> ServedModelJson:  # versions saved before served.json existed
+            original = await self.original_model_json(model_name, version_id)
+            prefix = layout.weight_file_prefix(model_name, version_id)
+            return (await asyncio.to_thread(parse_model_json, original, prefix)).served
+
+        key = layout.served_model_json_key(model_name, version_id)
+        served = await open_served(self.backend, key, compute)
+        record = from_schema_1(raw, served.info.size)
+        self._remember(model_name, record)
+        return record, FramedPayload(served)
+
+    async def _read_served(self, model_name: str, version_id: str) -> tuple[VersionRecord, bytes]:
+        record, payload = await self._open_version(model_name, version_id)
+        try:
+            return record, await payload.read(record.served_bytes)
+        finally:
+            await payload.aclose()
 
     async def versions(self, model_name: str) -> list[VersionInfo]:
         """Every version, oldest first; raises ModelNotFoundError."""
@@ -345,6 +445,19 @@ class ModelStore:
 
     async def original_model_json(self, model_name: str, version_id: str) -> bytes:
         """model.json exactly as it was saved."""
+        _check_version_id(version_id)
+        try:
+            stream = await self.backend.get(layout.version_key(model_name, version_id))
+        except NotFoundError:
+            return await self._original_schema_1(model_name, version_id)
+        record, payload = await open_framed(stream)
+        try:
+            await payload.read(record.served_bytes)  # skip the served copy
+            return await payload.read(record.model_json.size)
+        finally:
+            await payload.aclose()
+
+    async def _original_schema_1(self, model_name: str, version_id: str) -> bytes:
         try:
             return await read_all(
                 self.backend, layout.original_model_json_key(model_name, version_id)
@@ -352,24 +465,30 @@ class ModelStore:
         except NotFoundError:
             raise await self._version_missing(model_name, version_id) from None
 
-    async def published_model_json(self, model_name: str, version_id: str) -> bytes:
+    async def published_model_json(self, model_name: str, version_id: str | None) -> bytes:
         """model.json as served: weight paths point at the version's immutable files."""
-        stream = await self.open_model_json(model_name, version_id)
+        _version, stream = await self.open_model_json(model_name, version_id)
         try:
             return b"".join([chunk async for chunk in stream])
         finally:
             await stream.aclose()
 
-    async def open_model_json(self, model_name: str, version_id: str) -> ObjectStream:
-        """Open ``published_model_json`` for streaming, its size known up front."""
+    async def open_model_json(
+        self, model_name: str, version_id: str | None = None
+    ) -> tuple[VersionInfo, ObjectStream]:
+        """A version (the current one by default) and its served model.json, size known.
 
-        async def compute() -> ServedModelJson:  # versions saved before served.json existed
-            original = await self.original_model_json(model_name, version_id)
-            prefix = layout.weight_file_prefix(model_name, version_id)
-            return (await asyncio.to_thread(parse_model_json, original, prefix)).served
-
-        key = layout.served_model_json_key(model_name, version_id)
-        return await open_served(self.backend, key, compute)
+        The current version is one read: its head holds both.
+        """
+        if version_id is None:
+            layout.validate_model_name(model_name)
+            head = await self._read_head(model_name)
+            if head is not None:
+                return to_version_info(head[0]), head[1]
+            version_id = await self._newest_by_listing(model_name)
+        _check_version_id(version_id)
+        record, payload = await self._open_version(model_name, version_id)
+        return to_version_info(record), payload.stream(record.served_bytes)
 
     async def open_weight_file(
         self, model_name: str, version_id: str, path: str
@@ -382,52 +501,77 @@ class ModelStore:
             path = normalize_weight_path(path)
         except InvalidModelError:
             raise WeightFileNotFoundError(f"there is no weight file {path!r}") from None
-        version = await self.version(model_name, version_id)
-        stored = next((item for item in version.files if item.path == path), None)
+        record = await self._record(model_name, version_id)
+        stored = next((item for item in record.files if item.path == path), None)
         if stored is None:
             raise WeightFileNotFoundError(
                 f"version {version_id} of {self.url(model_name)!r} has no weight file {path!r}"
             )
         key = layout.weight_file_key(model_name, version_id, path)
         try:
-            return stored, await self.backend.get(key)
+            return StoredFile(**stored.model_dump()), await self.backend.get(key)
         except NotFoundError:
+            self._records.pop((model_name, version_id), None)
             raise await self._version_missing(model_name, version_id, path) from None
 
     async def list_models(
         self, prefix: str = "", *, cursor: str | None = None, limit: int = 1000
     ) -> ModelPage:
-        """Models whose names start with ``prefix``, with their current versions."""
-        newest: dict[str, str] = {}
-        start = f"{layout.catalog_prefix(cursor)}\U0010ffff" if cursor else None
-        async for name, version_id in self._record_keys(prefix, start):
-            if name not in newest and len(newest) == limit:
-                return ModelPage(await self._current_records(newest), list(newest)[-1])
-            newest[name] = max(version_id, newest.get(name, version_id))
-        return ModelPage(await self._current_records(newest), None)
+        """Models whose names start with ``prefix``, with their current versions.
 
-    async def _record_keys(
-        self, prefix: str, start_after: str | None
-    ) -> AsyncIterator[tuple[str, str]]:
-        listing_prefix = f"{layout.CATALOG}/{prefix}"
+        One listing page of heads and one read per model: a page costs O(limit).
+        """
+        await self._index_schema_1()
+        start = layout.head_key(cursor) if cursor else None
+        names: list[str] = []
+        more = False
+        async for name in self._head_names(prefix, start, limit + 1):
+            if len(names) == limit:
+                more = True
+                break
+            names.append(name)
+        found: dict[str, VersionInfo] = {}
+        for name in names:
+            head = await self._read_head(name)
+            if head is None:
+                continue  # removed concurrently
+            await head[1].aclose()
+            found[name] = to_version_info(head[0])
+        return ModelPage(found, names[-1] if more else None)
+
+    async def _head_names(
+        self, prefix: str, start_after: str | None, page_size: int
+    ) -> AsyncIterator[str]:
+        listing_prefix = f"{layout.HEADS}/{prefix}"
         while True:
-            page = await self.backend.list(listing_prefix, start_after=start_after)
+            page = await self.backend.list(
+                listing_prefix, start_after=start_after, limit=min(page_size, 1000)
+            )
             for info in page.items:
-                parsed = layout.parse_record_key(info.key)
-                if parsed and parsed[0].startswith(prefix):
-                    yield parsed
+                name = layout.parse_head_key(info.key)
+                if name is not None and name.startswith(prefix):
+                    yield name
             if page.next_cursor is None:
                 return
             start_after = page.next_cursor
 
-    async def _current_records(self, newest: dict[str, str]) -> dict[str, VersionInfo]:
-        found: dict[str, VersionInfo] = {}
-        for name, version_id in newest.items():
-            try:
-                found[name] = await self.version(name, version_id)
-            except NotFoundError:
-                continue  # removed concurrently
-        return found
+    async def _index_schema_1(self) -> None:
+        """Give every model saved by release 0.1.0 its head, once per store (``~schema``)."""
+        if self._indexed:
+            return
+        try:
+            await self.backend.head(layout.SCHEMA_KEY)
+        except NotFoundError:
+            names = {
+                parsed[0]
+                async for info in iter_keys(self.backend, layout.CATALOG + "/")
+                if (parsed := layout.parse_record_key(info.key))
+            }
+            for name in sorted(names):
+                if await self._read_head(name) is None:
+                    await self._publish_newest(name)
+            await put_bytes(self.backend, layout.SCHEMA_KEY, b"%d\n" % SCHEMA)
+        self._indexed = True
 
     async def _version_missing(
         self, model_name: str, version_id: str, path: str = layout.MODEL_JSON
@@ -448,6 +592,12 @@ class ModelStore:
             f"this version and save it again"
         )
 
+    def _remember(self, model_name: str, record: VersionRecord) -> None:
+        """Records never change once committed, so any number of loads may share one read."""
+        self._records[(model_name, record.id)] = record
+        while len(self._records) > RECORD_CACHE_ENTRIES:
+            self._records.pop(next(iter(self._records)))
+
     # -- removing --------------------------------------------------------------------------
 
     async def remove(self, model_name: str, version_id: str | None = None) -> list[VersionInfo]:
@@ -461,8 +611,10 @@ class ModelStore:
         if not doomed:
             raise await self._version_missing(model_name, version_id or "")
         for version in doomed:  # un-commit first: nothing can make them current again
+            self._records.pop((model_name, version.id), None)
+            await delete_if_present(self.backend, layout.version_key(model_name, version.id))
             await delete_if_present(self.backend, layout.record_key(model_name, version.id))
-        # Re-publish before deleting files, so NAME/model.json never names deleted weights.
+        # Re-publish before deleting files, so the head never names deleted weights.
         await self._publish_after_commit(model_name)
         for version in reversed(doomed):
             await self._discard_version(model_name, version.id)
@@ -534,31 +686,62 @@ def _require_nothing_pending(checker: WeightStreamChecker, spec: WeightFileSpec)
         ) from None
 
 
-def _version_info(
+def _version_record(
     version_id: str,
     model: ValidatedModelJson,
     model_json: bytes,
-    stored: list[StoredFile],
+    stored: list[FileRecord],
     weight_bytes: int,
-) -> VersionInfo:
-    date_saved = iso_date(datetime.now(UTC))
-    info = ModelArtifactsInfo(
-        dateSaved=date_saved,
-        modelTopologyType="JSON",
-        modelTopologyBytes=model.topology_bytes,
-        weightSpecsBytes=model.weight_specs_bytes,
-        weightDataBytes=weight_bytes,
-    )
-    model_json_file = StoredFile(
-        path=layout.MODEL_JSON, size=len(model_json), sha256=hashlib.sha256(model_json).hexdigest()
-    )
-    return VersionInfo(
+) -> VersionRecord:
+    return VersionRecord(
         id=version_id,
-        dateSaved=date_saved,
-        modelArtifactsInfo=info,
-        modelJson=model_json_file,
+        saved_at=iso_date(datetime.now(UTC)),
+        artifacts=ArtifactsRecord(
+            topology_bytes=model.topology_bytes,
+            weight_specs_bytes=model.weight_specs_bytes,
+            weight_data_bytes=weight_bytes,
+        ),
+        model_json=FileRecord(
+            path=layout.MODEL_JSON,
+            size=len(model_json),
+            sha256=hashlib.sha256(model_json).hexdigest(),
+        ),
         files=stored,
+        served_bytes=model.served.size,
     )
+
+
+def _check_version_id(version_id: str) -> None:
+    if not is_version_id(version_id):
+        raise VersionNotFoundError(
+            f"{version_id!r} is not a version id (like 20261126T003136123456Z-1a2b3c4d); "
+            f"GET the model's info for its versions"
+        )
+
+
+async def _framed(*parts: Iterable[bytes]) -> AsyncIterator[bytes]:
+    """A framed object (modelstore.records) from its pieces, in chunks."""
+    for part in parts:
+        for chunk in part:
+            yield chunk
+
+
+async def _prefixed(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def _replayable(chunks: Callable[[], Iterable[bytes]]) -> Callable[[], AsyncIterator[bytes]]:
+    async def replay() -> AsyncIterator[bytes]:
+        for chunk in chunks():
+            yield chunk
+
+    return replay
 
 
 async def _no_uploads() -> AsyncIterator[WeightUpload]:

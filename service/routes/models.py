@@ -128,17 +128,25 @@ async def load_model_json(
     original: Annotated[bool, Query(description="model.json byte for byte as saved")] = False,
 ) -> Response:
     """Load model.json; its weight paths point at the version's immutable weight URLs."""
-    info = await store.version(name, version)
-    etag = f'"{info.id}{"-original" if original else ""}"'
-    headers = {"ETag": etag, "Cache-Control": "no-cache", "X-Model-Version": info.id}
-    if _matches(request, etag):
-        return Response(status_code=304, headers=headers)
     if original:
+        info = await store.version(name, version)
+        headers = _model_json_headers(info.id, original=True)
+        if _matches(request, headers["ETag"]):
+            return Response(status_code=304, headers=headers)
         content = await store.original_model_json(name, info.id)
         return Response(content, media_type="application/json", headers=headers)
-    stream = await store.open_model_json(name, info.id)
+    info, stream = await store.open_model_json(name, version)  # one read for the current one
+    headers = _model_json_headers(info.id, original=False)
+    if _matches(request, headers["ETag"]):
+        await stream.aclose()
+        return Response(status_code=304, headers=headers)
     headers["Content-Length"] = str(stream.info.size)
     return StreamingResponse(_closing(stream), media_type="application/json", headers=headers)
+
+
+def _model_json_headers(version_id: str, *, original: bool) -> dict[str, str]:
+    etag = f'"{version_id}{"-original" if original else ""}"'
+    return {"ETag": etag, "Cache-Control": "no-cache", "X-Model-Version": version_id}
 
 
 @router.get(

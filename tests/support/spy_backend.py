@@ -17,7 +17,12 @@ class SpyBackend:
         self.inner = inner
         self.capabilities = inner.capabilities
         self.calls: Counter[str] = Counter()
+        self.listed = 0  # keys returned by listings: what a listing costs beyond its call
         self.fail = fail
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.listed = 0
 
     def _enter(self, operation: str, key: str) -> None:
         self.calls[operation] += 1
@@ -45,7 +50,9 @@ class SpyBackend:
         self, prefix: str = "", *, start_after: str | None = None, limit: int = 1000
     ) -> ListPage:
         self._enter("list", prefix)
-        return await self.inner.list(prefix, start_after=start_after, limit=limit)
+        page = await self.inner.list(prefix, start_after=start_after, limit=limit)
+        self.listed += len(page.items)
+        return page
 
     async def close(self) -> None:
         await self.inner.close()
