@@ -67,6 +67,14 @@ class WeightUpload:
 
 
 @dataclass(slots=True)
+class VersionPage:
+    """A page of a model's versions, oldest first; ``next_cursor`` names older ones."""
+
+    versions: list[VersionInfo]
+    next_cursor: str | None
+
+
+@dataclass(slots=True)
 class ModelPage:
     """One page of a model listing: each model's current version, and the next cursor."""
 
@@ -431,16 +439,37 @@ class ModelStore:
         finally:
             await payload.aclose()
 
+    async def version_page(
+        self, model_name: str, *, limit: int | None = None, before: str | None = None
+    ) -> VersionPage:
+        """The newest ``limit`` versions older than ``before``, oldest first.
+
+        Reads only the page's records (one listing of ids first); ``next_cursor`` pages on to
+        older versions. Raises ModelNotFoundError.
+        """
+        version_ids = await self.version_ids(model_name)
+        if not version_ids:
+            raise ModelNotFoundError(f"there is no model {self.url(model_name)!r}")
+        older = [vid for vid in version_ids if before is None or vid < before]
+        chosen = older[-limit:] if limit is not None else older
+        versions = await self._versions_of(model_name, chosen)
+        more = len(chosen) < len(older)
+        return VersionPage(versions, chosen[0] if more and chosen else None)
+
     async def versions(self, model_name: str) -> list[VersionInfo]:
         """Every version, oldest first; raises ModelNotFoundError."""
+        versions = await self._versions_of(model_name, await self.version_ids(model_name))
+        if not versions:
+            raise ModelNotFoundError(f"there is no model {self.url(model_name)!r}")
+        return versions
+
+    async def _versions_of(self, model_name: str, version_ids: list[str]) -> list[VersionInfo]:
         versions = []
-        for version_id in await self.version_ids(model_name):
+        for version_id in version_ids:
             try:
                 versions.append(await self.version(model_name, version_id))
             except VersionNotFoundError:
                 continue  # removed concurrently
-        if not versions:
-            raise ModelNotFoundError(f"there is no model {self.url(model_name)!r}")
         return versions
 
     async def original_model_json(self, model_name: str, version_id: str) -> bytes:

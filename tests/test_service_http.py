@@ -429,3 +429,28 @@ async def test_json_edge_cases_never_500(client: httpx.AsyncClient) -> None:
     assert_error(
         await save(with_metadata(b'{"n":' + b"1" * 5000 + b"}"), "digits"), 400, "invalid_model"
     )
+
+
+async def test_model_info_pages_versions_newest_first_with_a_link(
+    client: httpx.AsyncClient,
+) -> None:
+    ids = []
+    for seed in range(5):
+        response = await client.post(
+            "/v1/models/indexeddb/paged",
+            content=tfjs_body(dense_model(seed)),
+            headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+        )
+        ids.append(response.json()["versionId"])
+    everything = (await client.get("/v1/models/indexeddb/paged")).json()
+    assert [v["id"] for v in everything["versions"]] == ids
+    first = await client.get("/v1/models/indexeddb/paged", params={"limit": 2})
+    assert [v["id"] for v in first.json()["versions"]] == ids[3:]
+    assert first.json()["currentVersion"] == ids[-1]
+    next_url = first.headers["Link"].split(">")[0].lstrip("<")
+    second = await client.get(next_url)
+    assert [v["id"] for v in second.json()["versions"]] == ids[1:3]
+    assert second.json()["currentVersion"] == ids[-1]
+    last = await client.get(second.headers["Link"].split(">")[0].lstrip("<"))
+    assert [v["id"] for v in last.json()["versions"]] == ids[:1]
+    assert "Link" not in last.headers

@@ -194,9 +194,30 @@ def _matches(request: Request, etag: str) -> bool:
     response_model=ModelInfo,
     responses=error_responses(ErrorCode.MODEL_NOT_FOUND, ErrorCode.UNKNOWN_STORE),
 )
-async def get_model_info(store: StoreDep, name: str) -> ModelInfo:
-    """A model's info: current version and every version, oldest first."""
-    return model_info(store, name, await store.versions(name))
+async def get_model_info(
+    request: Request,
+    store: StoreDep,
+    name: str,
+    limit: Annotated[
+        int | None, Query(ge=1, le=1000, description="Only the newest this many versions")
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(description="Versions older than this id (from the Link header)")
+    ] = None,
+) -> Response:
+    """A model's info: the current version, and its versions oldest first.
+
+    With ``limit``, the newest ``limit`` versions; the ``Link`` header (rel="next") pages
+    on to older ones.
+    """
+    current = await store.version(name)
+    page = await store.version_page(name, limit=limit, before=cursor)
+    info = model_info(store, name, page.versions, current)
+    headers = {}
+    if page.next_cursor is not None:
+        next_url = request.url.include_query_params(cursor=page.next_cursor)
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    return JSONResponse(info.model_dump(), headers=headers)
 
 
 @router.delete(
@@ -238,8 +259,10 @@ async def list_models(
     return JSONResponse(body, headers=headers)
 
 
-def model_info(store: ModelStore, name: str, versions: list[VersionInfo]) -> ModelInfo:
-    current = versions[-1]
+def model_info(
+    store: ModelStore, name: str, versions: list[VersionInfo], current: VersionInfo | None = None
+) -> ModelInfo:
+    current = current or versions[-1]
     return ModelInfo(
         url=store.url(name),
         store=store.name,
