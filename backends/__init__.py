@@ -51,7 +51,7 @@ _REGISTRY: dict[str, str] = {
     "memory": "modelshelf.backends.memory:from_url",
     "file": "modelshelf.backends.local:from_url",
     "sqlite": "modelshelf.backends.sqlite:from_url",
-    "s3": "backends.s3:from_url",
+    "s3": "modelshelf.backends.s3:from_url",
 }
 KNOWN_SCHEMES = tuple(_REGISTRY)
 

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
 
 from modelshelf.backends import Backend, open_backend
 from modelshelf.modelstore import ModelStore
+from modelshelf.service.settings import Settings
+from tests.support.live_server import live_server
+from tests.support.stores import (
+    BACKEND_KINDS,
+    S3_BUCKET,
+    SERVER_STORES,
+    STORE_FACTORIES,
+    Place,
+    backend_url_for,
+    server_store_urls,
+)
 
 # CI explores the same examples every run, so a landing never hangs on a lucky draw; local
 # runs keep exploring new ones.
@@ -19,8 +31,7 @@ settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-BACKEND_KINDS = ["memory", "file", "sqlite", pytest.param("s3", marks=pytest.mark.s3)]
-S3_BUCKET = "modelshelf-tests"
+__all__ = ["BACKEND_KINDS", "S3_BUCKET", "backend_url_for", "every_store"]
 
 
 @pytest.fixture(scope="session")
@@ -41,18 +52,6 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
-
-
-def backend_url_for(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    """A fresh, empty backend of ``kind``: its own folder, file or S3 prefix."""
-    if kind == "memory":
-        return "memory://"
-    if kind == "file":
-        return f"file://{tmp_path / 'files'}"
-    if kind == "sqlite":
-        return f"sqlite://{tmp_path / 'store.sqlite'}"
-    server = request.getfixturevalue("seaweed")
-    return server.backend_url(S3_BUCKET, f"t-{uuid.uuid4().hex[:12]}")  # type: ignore[attr-defined,no-any-return]
 
 
 @pytest.fixture(params=BACKEND_KINDS)
@@ -78,11 +77,30 @@ async def model_store(backend: Backend) -> AsyncIterator[ModelStore]:
     yield ModelStore("indexeddb", backend)
 
 
-def every_store(data: Path, seaweed: object, label: str) -> dict[str, str]:
+def every_store(data: Path, seaweed: object, label: str = "") -> dict[str, str]:
     """The four stores a default server has, plus s3 on the session's SeaweedFS."""
     return {
-        "file": f"file://{data / 'models'}",
-        "indexeddb": f"sqlite://{data / 'indexeddb.sqlite'}",
-        "localstorage": f"sqlite://{data / 'localstorage.sqlite'}",
-        "s3": seaweed.backend_url(S3_BUCKET, f"{label}-{uuid.uuid4().hex[:8]}"),  # type: ignore[attr-defined]
+        name: STORE_FACTORIES[kind](Place(data / name, lambda: seaweed))
+        for name, kind in SERVER_STORES.items()
     }
+
+
+@pytest.fixture(scope="module")
+def serve_module(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., str]]:
+    """Start real servers for a module: ``serve_module("file", "s3", max_body_bytes=...)``.
+
+    Each server gets the named stores (see tests.support.stores.SERVER_STORES), fresh, and
+    the settings given; all stop when the module ends. Yields the base URL.
+    """
+    with ExitStack() as servers:
+
+        def start(*stores: str, **settings: Any) -> str:
+            data = tmp_path_factory.mktemp("server")
+            urls = server_store_urls(data, request, stores or SERVER_STORES)
+            settings.setdefault("data_dir", data)
+            url: str = servers.enter_context(live_server(Settings(stores=urls, **settings)))
+            return url
+
+        yield start

@@ -5,15 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from modelshelf.service.settings import Settings
-from tests.conftest import every_store
-from tests.support.live_server import live_server
 from tests.support.tfjs import JS_DIR, require_tfjs
 
 pytestmark = [pytest.mark.browser, pytest.mark.node]
@@ -22,11 +18,8 @@ SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, seaweed: Any) -> Iterator[str]:
-    data = tmp_path_factory.mktemp("browser")
-    stores = every_store(data, seaweed, "browser")
-    with live_server(Settings(stores=stores)) as url:
-        yield url
+def server(serve_module: Callable[..., str]) -> str:
+    return serve_module()
 
 
 @pytest.mark.parametrize("store", ["indexeddb", pytest.param("s3", marks=pytest.mark.s3)])

@@ -5,26 +5,22 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from modelshelf.service.settings import Settings
-from tests.support.live_server import free_port, live_server
+from tests.support.live_server import free_port
 from tests.support.tfjs import tfjs
 
 FIXTURE = Path(__file__).parent / "fixtures" / "graph_model"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data = tmp_path_factory.mktemp("cli")
-    stores = {"file": f"file://{data / 'models'}", "indexeddb": f"sqlite://{data / 'db.sqlite'}"}
-    with live_server(Settings(stores=stores)) as url:
-        yield url
+def server(serve_module: Callable[..., str]) -> str:
+    return serve_module("file", "indexeddb")
 
 
 def cli(server: str, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:

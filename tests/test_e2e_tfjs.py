@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -14,9 +14,6 @@ import httpx
 import numpy as np
 import pytest
 
-from modelshelf.service.settings import Settings
-from tests.conftest import every_store
-from tests.support.live_server import live_server
 from tests.support.tfjs import tfjs
 
 pytestmark = pytest.mark.node
@@ -25,11 +22,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, seaweed: Any) -> Iterator[str]:
-    data = tmp_path_factory.mktemp("e2e")
-    stores = every_store(data, seaweed, "e2e")
-    with live_server(Settings(stores=stores, data_dir=data)) as url:
-        yield url
+def server(serve_module: Callable[..., str]) -> str:
+    return serve_module()
 
 
 def unique(prefix: str) -> str:

@@ -9,16 +9,14 @@ import random
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from modelshelf.service.settings import Settings
 from tests.modelfactory import ModelFixture, dense_model, every_dtype_model, sharded_model
 from tests.support.formdata import form_body
-from tests.support.live_server import live_server
 
 FUZZ_DIR = Path(__file__).parent / "fuzz"
 GRAPH = Path(__file__).parent / "fixtures" / "graph_model"
@@ -30,14 +28,12 @@ CHECKS = (
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data = tmp_path_factory.mktemp("fuzz")
-    stores = {"indexeddb": f"sqlite://{data / 'db.sqlite'}", "file": f"file://{data / 'files'}"}
-    with live_server(Settings(stores=stores, max_body_bytes=4 << 20)) as url:
-        files = [("model.json", ("model.json", (GRAPH / "model.json").read_bytes()))]
-        files += [(p.name, (p.name, p.read_bytes())) for p in sorted(GRAPH.glob("*.bin"))]
-        assert httpx.post(f"{url}/v1/models/indexeddb/fuzz/model", files=files).status_code == 201
-        yield url
+def server(serve_module: Callable[..., str]) -> str:
+    url = serve_module("indexeddb", "file", max_body_bytes=4 << 20)
+    files = [("model.json", ("model.json", (GRAPH / "model.json").read_bytes()))]
+    files += [(p.name, (p.name, p.read_bytes())) for p in sorted(GRAPH.glob("*.bin"))]
+    assert httpx.post(f"{url}/v1/models/indexeddb/fuzz/model", files=files).status_code == 201
+    return url
 
 
 def test_schemathesis_finds_no_server_errors_or_schema_violations(server: str) -> None:

@@ -23,16 +23,14 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from modelshelf.service.settings import Settings
 from tests.modelfactory import ModelFixture, dense_model
-from tests.support.live_server import live_server
 
 pytestmark = pytest.mark.clients
 
@@ -46,14 +44,8 @@ RUN_TIMEOUT = 60
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data = tmp_path_factory.mktemp("generated-clients")
-    stores = {
-        "indexeddb": f"sqlite://{data / 'indexeddb.sqlite'}",
-        "file": f"file://{data / 'models'}",
-    }
-    with live_server(Settings(stores=stores, data_dir=data)) as url:
-        yield url
+def server(serve_module: Callable[..., str]) -> str:
+    return serve_module("indexeddb", "file")
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import pytest
 
 from modelshelf.backends import InsufficientStorageError, open_backend
 from modelshelf.backends.ops import iter_keys, put_bytes
+from modelshelf.modelstore import layout
 from modelshelf.service.settings import Settings
 from tests.modelfactory import http_saved
 from tests.support.live_server import live_server
@@ -65,8 +66,7 @@ def _debris(root: Path) -> list[str]:
     models = root / "models"
     for folder in models.glob("*/~v/*"):
         name, version = folder.parent.parent.name, folder.name
-        record = models / "~models" / name / f"~{version}" / "record.json"
-        if not record.is_file():
+        if not (models / layout.version_key(name, version)).is_file():
             found.append(str(folder))
     return found
 
@@ -130,7 +130,7 @@ async def _orphans(url: str) -> list[str]:
     orphans = []
     for key in keys:
         name, marker, rest = key.partition("/~v/")
-        if marker and f"~models/{name}/~{rest.split('/')[0]}/record.json" not in keys:
+        if marker and layout.version_key(name, rest.split("/")[0]) not in keys:
             orphans.append(key)
     return orphans
 

@@ -12,16 +12,12 @@ import hashlib
 import logging
 import os
 import random
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-from modelshelf.service.settings import Settings
-from tests.conftest import every_store
 from tests.modelfactory import dense_model
-from tests.support.live_server import live_server
 
 STORM_SECONDS = float(os.environ.get("MODELSHELF_STORM_SECONDS", "6"))
 WORKERS = 8
@@ -39,12 +35,9 @@ class _Collect(logging.Handler):
         self.records.append(record)
 
 
-@pytest.fixture
-def storm_server(tmp_path: Path, seaweed: object) -> Iterator[str]:
-    stores = every_store(tmp_path, seaweed, "storm")
-    del stores["localstorage"]
-    with live_server(Settings(stores=stores, quotas={})) as url:
-        yield url
+@pytest.fixture(scope="module")
+def storm_server(serve_module: Callable[..., str]) -> str:
+    return serve_module("file", "indexeddb", "s3", quotas={})
 
 
 async def _one_operation(client: httpx.AsyncClient, rng: random.Random) -> tuple[str, int, str]:
