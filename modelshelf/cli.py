@@ -286,3 +286,7 @@ class ProgressBar:
         if finished:
             sys.stderr.write("\n")
         sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    main()
