@@ -45,6 +45,7 @@ bench: install-test
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/model_json_memory.py
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/concurrent_saves.py
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/small_model_load.py
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/version_scaling.py
 
 clean:
 	rm -rf $(VENV) build tests/js/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -24,7 +24,7 @@ from modelshelf.schemas.artifacts import ModelArtifactsInfo
 from modelshelf.schemas.errors import ErrorCode
 from modelshelf.schemas.versions import StoredFile, VersionInfo
 
-SCHEMA = 2
+SCHEMA: Literal[2] = 2
 MAX_RECORD_LINE_BYTES = 64 << 20  # a record lists every weight file; far above any real one
 
 
