@@ -585,22 +585,33 @@ class ModelStore:
             start_after = page.next_cursor
 
     async def _index_schema_1(self) -> None:
-        """Give every model saved by release 0.1.0 its head, once per store (``~schema``)."""
+        """Give every model saved by release 0.1.0 its head, once per store (``~schema``).
+
+        A store that cannot be written (read-only, down) is indexed on a later listing; its
+        listing meanwhile shows the models that have heads.
+        """
         if self._indexed:
             return
         try:
             await self.backend.head(layout.SCHEMA_KEY)
         except NotFoundError:
-            names = {
-                parsed[0]
-                async for info in iter_keys(self.backend, layout.CATALOG + "/")
-                if (parsed := layout.parse_record_key(info.key))
-            }
-            for name in sorted(names):
-                if await self._read_head(name) is None:
-                    await self._publish_newest(name)
-            await put_bytes(self.backend, layout.SCHEMA_KEY, b"%d\n" % SCHEMA)
+            try:
+                await self._write_schema_1_heads()
+            except StorageError as error:
+                logger.warning("%s: older models not indexed yet (%s)", self.name, error)
+                return
         self._indexed = True
+
+    async def _write_schema_1_heads(self) -> None:
+        names = {
+            parsed[0]
+            async for info in iter_keys(self.backend, layout.CATALOG + "/")
+            if (parsed := layout.parse_record_key(info.key))
+        }
+        for name in sorted(names):
+            if await self._read_head(name) is None:
+                await self._publish_newest(name)
+        await put_bytes(self.backend, layout.SCHEMA_KEY, b"%d\n" % SCHEMA)
 
     async def _version_missing(
         self, model_name: str, version_id: str, path: str = layout.MODEL_JSON

@@ -146,6 +146,9 @@ def test_a_read_only_data_dir_serves_loads_and_refuses_saves(small_disk: Path) -
             assert client.get("/readyz").status_code == 200
             for store in STORES:
                 assert _loads_whole(client, store, "m", 256 * KIB)
+                listing = client.get(f"/v1/models/{store}")  # its first: no index written
+                assert listing.status_code == 200, listing.text
+                assert list(listing.json()) == [f"{store}://m"]
                 refused = _save(client, store, "m", 4 * KIB, 6)
                 assert refused.status_code == 503, refused.text
                 assert refused.json()["code"] == "store_read_only"
