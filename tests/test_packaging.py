@@ -12,7 +12,7 @@ import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SERVER_EXTRA_MODULES = ["fastapi", "starlette", "uvicorn", "boto3", "aiofiles", "msgspec"]
-SERVER_EXTRA_MODULES += ["python_multipart"]
+SERVER_EXTRA_MODULES += ["python_multipart", "zipstream"]
 # Makes every module of the server extra unimportable, as in a venv with the SDK alone.
 WITHOUT_SERVER_EXTRA = "import sys\n" + "".join(
     f"sys.modules[{name!r}] = None\n" for name in [*SERVER_EXTRA_MODULES, "pydantic_settings"]
@@ -56,7 +56,7 @@ def test_the_sdk_needs_only_httpx_numpy_and_pydantic(wheel: Path) -> None:
     assert plain == ["httpx", "numpy", "pydantic"]
     server = {req.split(">")[0] for req in requires if 'extra == "server"' in req}
     assert {"fastapi", "uvicorn", "boto3", "aiofiles", "pydantic-settings"} <= server
-    assert {"python-multipart"} <= server
+    assert {"python-multipart", "zipstream-ng"} <= server
 
 
 def _run_without_server_extra(code: str) -> subprocess.CompletedProcess[str]:
