@@ -203,8 +203,9 @@ def serving(
     env: dict[str, str],
     *,
     port_argument: bool = True,
+    cwd: Path = REPOSITORY,
 ) -> Iterator[Server]:
-    """Start ``python ARGUMENTS`` on a free port, wait until it answers HTTP, stop it after."""
+    """Run ``python ARGUMENTS`` in ``cwd`` on a free port until the block ends, once it answers."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     command = [sys.executable, *arguments, *(["--port", str(port)] if port_argument else [])]
@@ -214,7 +215,7 @@ def serving(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command,
-            cwd=REPOSITORY,
+            cwd=cwd,
             env={**os.environ, **env},
             stdin=subprocess.DEVNULL,
             stdout=log,
