@@ -10,9 +10,11 @@ import argparse
 import json
 import os
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
+
+from modelshelf._terminal import ProgressCallback, print_table, progress_bar, size_text
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNREACHABLE = 1, 2, 3, 4
 EPILOG = """model URLs are written as TF.js writes them: STORE://NAME, e.g. indexeddb://my-model,
@@ -157,25 +159,22 @@ def _fail(message: str, code: int) -> int:
 
 
 def _push(client: Any, args: argparse.Namespace) -> None:
-    result = client.push(args.folder, args.url, progress=_progress(args, "push"))
+    with _progress(args, "push") as progress:
+        result = client.push(args.folder, args.url, progress=progress)
     _print(args, result.model_dump(), f"saved {result.modelUrl} version {result.versionId}")
 
 
 def _pull(client: Any, args: argparse.Namespace) -> None:
-    path = client.pull(
-        args.url, args.folder, version=args.version, progress=_progress(args, "pull")
-    )
+    with _progress(args, "pull") as progress:
+        path = client.pull(args.url, args.folder, version=args.version, progress=progress)
     _print(args, {"modelJson": str(path)}, f"wrote {path}")
 
 
 def _export(client: Any, args: argparse.Namespace) -> None:
-    paths = client.export(
-        args.url,
-        args.folder,
-        version=args.version,
-        prefix=args.prefix,
-        progress=_progress(args, "export"),
-    )
+    with _progress(args, "export") as progress:
+        paths = client.export(
+            args.url, args.folder, version=args.version, prefix=args.prefix, progress=progress
+        )
     _print(args, {"files": [str(p) for p in paths]}, "wrote " + ", ".join(map(str, paths)))
 
 
@@ -185,10 +184,9 @@ def _ls(client: Any, args: argparse.Namespace) -> None:
     for target in targets:
         models.update({url: info.model_dump() for url, info in client.list_models(target).items()})
     rows = [
-        f"{url}\t{info['dateSaved']}\t{_size(info['weightDataBytes'])}"
-        for url, info in models.items()
+        [url, info["dateSaved"], size_text(info["weightDataBytes"])] for url, info in models.items()
     ]
-    _print(args, models, "\n".join(rows) if rows else "no models")
+    _print_rows(args, models, ["model", "saved", "weights"], rows, empty="no models")
 
 
 def _info(client: Any, args: argparse.Namespace) -> None:
@@ -200,8 +198,8 @@ def _info(client: Any, args: argparse.Namespace) -> None:
             f"current version  {info.currentVersion}",
             f"saved            {sizes.dateSaved}",
             f"versions         {len(info.versions)}",
-            f"topology         {_size(sizes.modelTopologyBytes)}",
-            f"weights          {_size(sizes.weightDataBytes)}",
+            f"topology         {size_text(sizes.modelTopologyBytes)}",
+            f"weights          {size_text(sizes.weightDataBytes)}",
         ]
     )
     _print(args, info.model_dump(), text)
@@ -209,10 +207,8 @@ def _info(client: Any, args: argparse.Namespace) -> None:
 
 def _versions(client: Any, args: argparse.Namespace) -> None:
     versions = client.list_versions(args.url)
-    rows = [
-        f"{v.id}\t{v.dateSaved}\t{_size(v.modelArtifactsInfo.weightDataBytes)}" for v in versions
-    ]
-    _print(args, [v.model_dump() for v in versions], "\n".join(rows))
+    rows = [[v.id, v.dateSaved, size_text(v.modelArtifactsInfo.weightDataBytes)] for v in versions]
+    _print_rows(args, [v.model_dump() for v in versions], ["version", "saved", "weights"], rows)
 
 
 def _rm(client: Any, args: argparse.Namespace) -> None:
@@ -248,44 +244,28 @@ def _print(args: argparse.Namespace, data: Any, text: str) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else text)
 
 
-def _size(count: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024  # type: ignore[assignment]
-    return f"{count} B"
+def _print_rows(
+    args: argparse.Namespace,
+    data: Any,
+    headers: list[str],
+    rows: list[list[str]],
+    empty: str = "",
+) -> None:
+    """JSON, a table on a terminal, or tab-separated rows for ``cut`` and ``awk``."""
+    if args.json:
+        _print(args, data, "")
+        return
+    print_table(headers, rows, "\n".join("\t".join(row) for row in rows) if rows else empty)
 
 
-def _progress(args: argparse.Namespace, verb: str) -> Callable[[int, int | None], None] | None:
+@contextmanager
+def _progress(args: argparse.Namespace, verb: str) -> Iterator[ProgressCallback | None]:
+    """A progress bar on stderr when it is a terminal, unless --no-progress."""
     if getattr(args, "no_progress", False) or not sys.stderr.isatty():
-        return None
-    return ProgressBar(verb)
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr, redrawn at most ten times a second."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.started = time.monotonic()
-        self.drawn = 0.0
-
-    def __call__(self, done: int, total: int | None) -> None:
-        now = time.monotonic()
-        finished = total is not None and done >= total
-        if now - self.drawn < 0.1 and not finished:
-            return
-        self.drawn = now
-        rate = done / max(now - self.started, 1e-6)
-        if total:
-            filled = int(30 * done / total)
-            bar = f"[{'#' * filled}{'.' * (30 - filled)}] {100 * done / total:5.1f}%"
-        else:
-            bar = _size(done)
-        sys.stderr.write(f"\r{self.label} {bar} {_size(int(rate))}/s")
-        if finished:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+        yield None
+        return
+    with progress_bar(verb) as progress:
+        yield progress
 
 
 if __name__ == "__main__":

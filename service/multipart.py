@@ -1,24 +1,33 @@
-"""An incremental ``multipart/form-data`` reader that pulls from an async byte stream.
+"""Reading a ``multipart/form-data`` save body part by part, as it streams (protocol doc §4).
 
-Parts are read one after another; a part's body is an async iterator that yields
-bytes as they arrive, so a weight file flows into the backend without being held.
-Only the bytes of one network chunk plus one delimiter's length are ever buffered.
+python-multipart's incremental parser (the one Starlette uses) finds the delimiters; this
+module turns its callbacks into parts read in order: ``await next_part()`` gives a part's
+headers, ``part_body()`` its bytes as they arrive. The parser is fed one network chunk at a
+time and hands back slices of that chunk, so a weight file flows into the backend while at
+most one chunk of it is held.
 """
 
 from __future__ import annotations
 
-import re
+import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Final
+
+from python_multipart import MultipartParser
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import parse_options_header
 
 from modelshelf.schemas.errors import ErrorCode
 from modelshelf.service.errors import HttpError
 
-MAX_HEADER_BYTES = 16 * 1024
-MAX_PREAMBLE_BYTES = 64 * 1024
+MAX_HEADER_COUNT = 16
+MAX_HEADER_LINE_BYTES = 8 * 1024
 MAX_BOUNDARY_LINE = 200  # RFC 2046 allows 70 characters; be lenient but bounded
-_PARAM = re.compile(r';\s*([A-Za-z0-9_.*-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))')
-_BOUNDARY = re.compile(r'boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
+# The parser logs a warning for every malformed body; the client gets that as a 400 already.
+PARSER_LOG = logging.getLogger(__name__ + ".parser")
+PARSER_LOG.setLevel(logging.ERROR)
 
 
 class MultipartError(HttpError):
@@ -35,11 +44,18 @@ class PartHeaders:
     content_type: str | None
 
 
+class _Marker:
+    """Where the parser found the end of a part, or of the body."""
+
+
+PART_END: Final = _Marker()
+BODY_END: Final = _Marker()
+Event = PartHeaders | bytes | _Marker  # in the order the parser met them
+
+
 def boundary_from_content_type(content_type: str) -> bytes | None:
-    match = _BOUNDARY.search(content_type)
-    if not match:
-        return None
-    return (match.group(1) or match.group(2)).encode("latin-1")
+    boundary = parse_options_header(content_type)[1].get(b"boundary")
+    return boundary or None
 
 
 async def sniff_boundary(stream: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
@@ -75,55 +91,48 @@ class MultipartReader:
         if not boundary or len(boundary) > MAX_BOUNDARY_LINE:
             raise MultipartError("the multipart boundary is empty or too long")
         self._stream = stream
-        self._delimiter = b"\r\n--" + boundary
-        self._buffer = b"\r\n"  # lets the first delimiter match like every later one
+        self._events: deque[Event] = deque()
+        self._headers = _HeaderCollector(self._events)
+        self._parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._headers.begin_part,
+                "on_header_field": self._headers.add_field,
+                "on_header_value": self._headers.add_value,
+                "on_header_end": self._headers.end_header,
+                "on_headers_finished": self._headers.finish,
+                "on_part_data": self._on_data,
+                "on_part_end": lambda: self._events.append(PART_END),
+                "on_end": lambda: self._events.append(BODY_END),
+            },
+            max_header_count=MAX_HEADER_COUNT,
+            max_header_size=MAX_HEADER_LINE_BYTES,
+        )
+        self._parser.logger = PARSER_LOG
         self._in_body = False
         self._finished = False
-        self._started = False
 
     async def next_part(self) -> PartHeaders | None:
         """Headers of the next part, or None after the closing delimiter."""
         if self._in_body:
             async for _ in self.part_body():
                 pass  # the caller skipped the rest of this part
-        if self._finished:
-            return None
-        if not self._started:
-            await self._skip_preamble()
-            self._started = True
-        if await self._after_delimiter_is_end():
-            self._finished = True
-            return None
-        headers = await self._read_headers()
-        self._in_body = True
-        return headers
+        while not self._finished:
+            event = await self._next_event()
+            if isinstance(event, PartHeaders):
+                self._in_body = True
+                return event
+            self._finished = event is BODY_END
+        return None
 
     async def part_body(self) -> AsyncIterator[bytes]:
-        """The current part's bytes, as they arrive.
-
-        Network chunks are passed on as they are, one chunk late: a chunk is yielded once
-        the next one shows that no delimiter straddles the two. No payload byte is copied.
-        """
-        delimiter = self._delimiter
-        keep = len(delimiter) - 1
+        """The current part's bytes, as they arrive: slices of the network chunks."""
         while self._in_body:
-            found = self._buffer.find(delimiter)
-            if found >= 0:
-                body, self._buffer = self._buffer[:found], self._buffer[found + len(delimiter) :]
+            event = await self._next_event()
+            if isinstance(event, bytes):
+                yield event
+            else:
                 self._in_body = False
-                if body:
-                    yield body
-                return
-            following = await anext(self._stream, None)
-            if following is None:
-                raise MultipartError("the body ended inside a part: the upload was cut short")
-            if len(following) < keep or delimiter in self._buffer[-keep:] + following[:keep]:
-                # Rare: the delimiter may straddle the chunks; look at them together.
-                self._buffer += following
-                continue
-            if self._buffer:
-                yield self._buffer
-            self._buffer = following
 
     async def read_part(self, limit: int, what: str) -> bytes:
         """The current part whole, refusing more than ``limit`` bytes."""
@@ -136,75 +145,84 @@ class MultipartReader:
                 )
         return bytes(data)
 
-    async def _fill(self) -> bool:
-        chunk = await anext(self._stream, None)
-        if chunk is None:
-            return False
-        self._buffer += chunk
-        return True
+    def _on_data(self, data: bytes, start: int, end: int) -> None:
+        # A slice of the whole chunk is the chunk itself: no payload byte is copied.
+        self._events.append(data[start:end])
 
-    async def _skip_preamble(self) -> None:
-        while (found := self._buffer.find(self._delimiter)) < 0:
-            if len(self._buffer) > MAX_PREAMBLE_BYTES:
-                raise MultipartError("no multipart boundary found where the body starts")
-            if not await self._fill():
-                raise MultipartError(
-                    "the body holds no part delimited by the boundary its Content-Type names"
-                )
-        self._buffer = self._buffer[found + len(self._delimiter) :]
+    async def _next_event(self) -> Event:
+        while not self._events:
+            chunk = await anext(self._stream, None)
+            if chunk is None:
+                raise MultipartError(self._cut_short())
+            try:
+                self._parser.write(chunk)
+            except MultipartParseError as error:
+                raise MultipartError(self._malformed(error)) from None
+        return self._events.popleft()
 
-    async def _after_delimiter_is_end(self) -> bool:
-        while len(self._buffer) < 2:
-            if not await self._fill():
-                raise MultipartError("the body ended right after a boundary; it was cut short")
-        if self._buffer.startswith(b"--"):
-            return True
-        line_end = await self._find(b"\r\n", MAX_BOUNDARY_LINE, "boundary line")
-        if self._buffer[:line_end].strip(b" \t"):
-            raise MultipartError("unexpected bytes after a multipart boundary")
-        self._buffer = self._buffer[line_end + 2 :]
-        return False
+    def _cut_short(self) -> str:
+        if not self._headers.parts_seen:
+            return "the body holds no part delimited by the boundary its Content-Type names"
+        if self._headers.in_headers:
+            return "the body ended inside the part headers: the upload was cut short"
+        return "the body ended inside a part: the upload was cut short"
 
-    async def _read_headers(self) -> PartHeaders:
-        end = await self._find(b"\r\n\r\n", MAX_HEADER_BYTES, "part headers", allow_empty=True)
-        raw, self._buffer = self._buffer[:end], self._buffer[end + 4 :]
-        return _parse_headers(raw)
-
-    async def _find(self, needle: bytes, limit: int, what: str, allow_empty: bool = False) -> int:
-        if allow_empty and self._buffer.startswith(b"\r\n"):
-            # A part with no headers at all: the blank line comes right away.
-            self._buffer = b"\r\n" + self._buffer
-        while (found := self._buffer.find(needle)) < 0:
-            if len(self._buffer) > limit:
-                raise MultipartError(f"the {what} are longer than {limit} bytes")
-            if not await self._fill():
-                raise MultipartError(f"the body ended inside the {what}")
-        if found > limit:
-            raise MultipartError(f"the {what} are longer than {limit} bytes")
-        return found
+    def _malformed(self, error: MultipartParseError) -> str:
+        if not self._headers.parts_seen:
+            return (
+                "the body does not start with the boundary its Content-Type names "
+                f"({error}); send the multipart body that goes with that Content-Type"
+            )
+        if self._headers.in_headers:
+            return (
+                f"a part's headers are malformed or over the limit of {MAX_HEADER_COUNT} lines "
+                f"of {MAX_HEADER_LINE_BYTES} bytes: {error}"
+            )
+        return f"the multipart body is malformed: {error}"
 
 
-def _parse_headers(raw: bytes) -> PartHeaders:
-    fields: dict[str, str] = {}
-    for line in raw.decode("utf-8", "replace").split("\r\n"):
-        if not line:
-            continue
-        name, colon, value = line.partition(":")
-        if not colon:
-            raise MultipartError(f"malformed part header line {line[:80]!r}")
-        fields[name.strip().lower()] = value.strip()
-    params = _params(fields.get("content-disposition", ""))
-    return PartHeaders(params.get("name"), params.get("filename"), fields.get("content-type"))
+class _HeaderCollector:
+    """Gathers one part's header lines from the parser's callbacks (each bounded in size)."""
+
+    def __init__(self, events: deque[Event]) -> None:
+        self._events = events
+        self._lines: list[tuple[bytes, bytes]] = []
+        self._field = bytearray()
+        self._value = bytearray()
+        self.parts_seen = 0
+        self.in_headers = False
+
+    def begin_part(self) -> None:
+        self.parts_seen += 1
+        self.in_headers = True
+        self._lines.clear()
+
+    def add_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def add_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def end_header(self) -> None:
+        self._lines.append((bytes(self._field).lower(), bytes(self._value)))
+        self._field.clear()
+        self._value.clear()
+
+    def finish(self) -> None:
+        self.in_headers = False
+        self._events.append(_part_headers(dict(self._lines)))
 
 
-def _params(header: str) -> dict[str, str]:
-    return {
-        match.group(1).lower(): _unquote(match.group(2))
-        if match.group(2) is not None
-        else match.group(3)
-        for match in _PARAM.finditer(header)
-    }
+def _part_headers(fields: dict[bytes, bytes]) -> PartHeaders:
+    # Browsers and undici send names as raw UTF-8; parse_options_header reads latin-1.
+    params = parse_options_header(fields.get(b"content-disposition", b"").decode("latin-1"))[1]
+    content_type = fields.get(b"content-type")
+    return PartHeaders(
+        _text(params.get(b"name")),
+        _text(params.get(b"filename")),
+        None if content_type is None else _text(content_type.strip()),
+    )
 
 
-def _unquote(value: str) -> str:
-    return re.sub(r"\\(.)", r"\1", value)
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "replace")

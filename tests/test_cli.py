@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,6 +18,7 @@ from tests.support.live_server import free_port
 from tests.support.tfjs import tfjs
 
 FIXTURE = Path(__file__).parent / "fixtures" / "graph_model"
+WITHOUT_RICH = "import sys; sys.modules['rich'] = None; from modelshelf.cli import main; main()"
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +113,57 @@ def test_help_describes_every_command() -> None:
     for command in ("serve", "push", "pull", "export", "ls", "info", "versions", "rm", "cp", "mv"):
         assert command in result.stdout
     assert "exit codes" in result.stdout
+
+
+def cli_on_terminal(
+    server: str, *args: str, stdout_too: bool = False, rich: bool = True
+) -> tuple[str, str]:
+    """The CLI with stderr (and stdout if ``stdout_too``) on a pseudo-terminal.
+
+    Returns what went to a piped stdout, and what the terminal showed.
+    """
+    controller, terminal = pty.openpty()
+    entry = ["-m", "modelshelf"] if rich else ["-c", WITHOUT_RICH]
+    process = subprocess.Popen(
+        [sys.executable, *entry, *args, "--server", server],
+        stdin=subprocess.DEVNULL,
+        stdout=terminal if stdout_too else subprocess.PIPE,
+        stderr=terminal,
+        env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
+    )
+    os.close(terminal)
+    shown = bytearray()
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the CLI closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    stdout, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, shown.decode(errors="replace")
+    return (stdout or b"").decode(), shown.decode(errors="replace")
+
+
+@pytest.mark.parametrize("rich", [True, False], ids=["rich", "plain"])
+def test_progress_goes_to_the_terminal_and_json_stays_clean(server: str, rich: bool) -> None:
+    stdout, shown = cli_on_terminal(
+        server, "push", str(FIXTURE), "indexeddb://drawn", "--json", rich=rich
+    )
+    assert json.loads(stdout)["modelUrl"] == "indexeddb://drawn"
+    assert "push" in shown
+    assert ("━" in shown) if rich else ("[###" in shown)  # rich's bar, or the plain one
+
+
+@pytest.mark.parametrize("rich", [True, False], ids=["rich", "plain"])
+def test_listing_is_a_table_on_a_terminal_and_tab_separated_in_a_pipe(
+    server: str, rich: bool
+) -> None:
+    cli_json(server, "push", str(FIXTURE), "indexeddb://listed/a")
+    _, shown = cli_on_terminal(server, "ls", "indexeddb://listed/", stdout_too=True, rich=rich)
+    assert "indexeddb://listed/a" in shown
+    assert ("model" in shown and "\t" not in shown) if rich else "\t" in shown
+    piped = cli(server, "ls", "indexeddb://listed/").stdout
+    assert piped.startswith("indexeddb://listed/a\t")

@@ -55,3 +55,30 @@ async def test_sniffed_boundary_and_truncation() -> None:
     for cut in (10, len(data) // 2, len(data) - 5):
         with pytest.raises(MultipartError):
             await read_all(split(data[:cut], random.Random(cut)))
+
+
+async def test_lock_step_weight_bytes_flow_on_before_the_next_chunk_is_read() -> None:
+    """The reader asks for chunk N+1 only once chunk N's bytes were passed on."""
+    weights = [random.Random(index).randbytes(50_000) + b"\r" for index in range(20)]
+    closing = b"\r\n--" + BOUNDARY + b"--\r\n"
+    start = body([("model.json", b"{}"), ("model.weights.bin", b"")])[: -len(closing)]
+    delivered = 0
+    held_at_most = len(b"\r\n--" + BOUNDARY)  # a possible delimiter's start waits for more
+
+    async def lock_step() -> AsyncIterator[bytes]:
+        sent = 0
+        yield start
+        for chunk in weights:
+            yield chunk
+            sent += len(chunk)
+            assert sent - delivered <= held_at_most
+        yield closing
+
+    reader = MultipartReader(lock_step(), BOUNDARY)
+    assert (await reader.next_part()) is not None
+    assert await reader.read_part(100, "model.json") == b"{}"
+    assert (await reader.next_part()) is not None
+    async for chunk in reader.part_body():
+        delivered += len(chunk)
+    assert delivered == sum(map(len, weights))
+    assert await reader.next_part() is None

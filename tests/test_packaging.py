@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -12,6 +13,7 @@ import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SERVER_EXTRA_MODULES = ["fastapi", "starlette", "uvicorn", "boto3", "aiofiles", "msgspec"]
+SERVER_EXTRA_MODULES += ["python_multipart", "zipstream"]
 # Makes every module of the server extra unimportable, as in a venv with the SDK alone.
 WITHOUT_SERVER_EXTRA = "import sys\n" + "".join(
     f"sys.modules[{name!r}] = None\n" for name in [*SERVER_EXTRA_MODULES, "pydantic_settings"]
@@ -53,8 +55,11 @@ def test_the_sdk_needs_only_httpx_numpy_and_pydantic(wheel: Path) -> None:
     requires = Parser().parsestr(archive.read(metadata).decode()).get_all("Requires-Dist")
     plain = sorted(req.split(">")[0].split("=")[0] for req in requires if "extra ==" not in req)
     assert plain == ["httpx", "numpy", "pydantic"]
-    server = {req.split(">")[0] for req in requires if 'extra == "server"' in req}
+    server = {re.split(r"[<>=!~;\[ ]", req)[0] for req in requires if 'extra == "server"' in req}
     assert {"fastapi", "uvicorn", "boto3", "aiofiles", "pydantic-settings"} <= server
+    assert {"python-multipart", "zipstream-ng"} <= server
+    cli = {re.split(r"[<>=!~;\[ ]", req)[0] for req in requires if 'extra == "cli"' in req}
+    assert cli == {"rich"}  # progress bars and tables; the CLI prints plain text without it
 
 
 def _run_without_server_extra(code: str) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,7 @@ from modelshelf.service.errors import error_responses
 from modelshelf.service.routing import ModelNameConvertor  # noqa: F401  (registers 'modelname')
 from modelshelf.service.saving import BodyLimit, read_save_request, too_large
 from modelshelf.service.settings import Settings
-from modelshelf.service.zipstream import ZipEntry, archive_size, stream_zip
+from modelshelf.service.zipstream import ZipArchive, ZipEntry
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -297,21 +297,19 @@ async def export_model(
     chosen = downloads_prefix(name, prefix)
     info = await store.version(name, version)
     model_json = downloads_model_json(await store.original_model_json(name, info.id), chosen)
-    entries = [
-        ZipEntry(f"{chosen}.json", len(model_json), _once(model_json)),
-        ZipEntry(
-            f"{chosen}.weights.bin",
-            sum(f.size for f in info.files),
-            joined_weights(store, name, info),
-        ),
-    ]
+    archive = ZipArchive(
+        [
+            ZipEntry(f"{chosen}.json", len(model_json), model_json),
+            ZipEntry(
+                f"{chosen}.weights.bin",
+                sum(f.size for f in info.files),
+                joined_weights(store, name, info),
+            ),
+        ]
+    )
     headers = {
-        "Content-Length": str(archive_size(entries)),
+        "Content-Length": str(len(archive)),
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(chosen)}.zip",
         "X-Model-Version": info.id,
     }
-    return StreamingResponse(stream_zip(entries), media_type="application/zip", headers=headers)
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
+    return StreamingResponse(archive, media_type="application/zip", headers=headers)
