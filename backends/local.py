@@ -181,20 +181,24 @@ def _keys_in_order(
         entries = list(os.scandir(folder))
     except (FileNotFoundError, NotADirectoryError):
         return
-    ordered = sorted(
-        (relative + entry.name + ("/" if entry.is_dir() else ""), entry) for entry in entries
-    )
-    for key, entry in ordered:
-        if entry.name.startswith(TEMP_PREFIX):
-            continue
+    # Filter before sorting: a page after a cursor sorts only what comes after it.
+    wanted = [
+        (key, entry)
+        for entry in entries
+        if not entry.name.startswith(TEMP_PREFIX)
+        and _may_hold(key := relative + entry.name + ("/" if entry.is_dir() else ""), prefix)
+        and (start_after is None or key > start_after or start_after.startswith(key))
+    ]
+    for key, entry in sorted(wanted):
         if key.endswith("/"):
-            if not (key.startswith(prefix) or prefix.startswith(key)):
-                continue
-            if start_after is not None and start_after > key and not start_after.startswith(key):
-                continue  # everything in it sorts before start_after
             yield from _keys_in_order(Path(entry.path), key, prefix, start_after)
         elif key.startswith(prefix) and (start_after is None or key > start_after):
             yield key, Path(entry.path)
+
+
+def _may_hold(key: str, prefix: str) -> bool:
+    """A key, or a folder ``key`` ending in '/', that is or holds keys starting with prefix."""
+    return key.startswith(prefix) or (key.endswith("/") and prefix.startswith(key))
 
 
 async def _read_chunks(
