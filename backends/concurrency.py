@@ -91,6 +91,10 @@ class BlockingCalls:
         """Start no more calls; threads stuck in a call finish on their own."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    async def drain(self) -> None:
+        """Start no more calls, and wait for the running ones to return."""
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+
 
 class ThreadBound(Generic[R]):
     """A blocking resource used by one thread at a time, closed only when none uses it.

@@ -66,6 +66,9 @@ class SqliteBackend:
         self.path = Path(path)
         self.limits = limits or CallLimits()
         self._calls = BlockingCalls(self.limits, "sqlite")
+        # Reads have threads of their own: in WAL mode they never wait for a writer, so they
+        # must not queue behind writes stuck on another process's lock either.
+        self._reads = BlockingCalls(self.limits, "sqlite-read")
         self._busy_seconds = min(MAX_BUSY_SECONDS, (self.limits.timeout or 10.0) / 2)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -137,7 +140,7 @@ class SqliteBackend:
     async def get(self, key: str) -> ObjectStream:
         validate_key(key)
         with self._translated(key):
-            reader = ThreadBound(self._calls, await self._run(self._reader), self._recycle)
+            reader = ThreadBound(self._reads, await self._read(self._reader), self._recycle)
             try:
                 blob_id, size = await reader.run(_snapshot_row, key)
             except BaseException:
@@ -150,7 +153,7 @@ class SqliteBackend:
     async def head(self, key: str) -> ObjectInfo:
         validate_key(key)
         with self._translated(key):
-            blob_id, size = await self._run(lambda: _object_row(self._connection(), key))
+            blob_id, size = await self._read(lambda: _object_row(self._connection(), key))
         return ObjectInfo(key, size, _etag(blob_id))
 
     async def delete(self, key: str) -> None:
@@ -163,7 +166,7 @@ class SqliteBackend:
         self, prefix: str = "", *, start_after: str | None = None, limit: int = 1000
     ) -> ListPage:
         with self._translated(prefix):
-            rows = await self._run(self._list_rows, prefix, start_after or "", limit + 1)
+            rows = await self._read(self._list_rows, prefix, start_after or "", limit + 1)
         items = [ObjectInfo(key, size, _etag(blob_id)) for key, blob_id, size in rows[:limit]]
         return ListPage(items, items[-1].key if len(rows) > limit else None)
 
@@ -173,6 +176,8 @@ class SqliteBackend:
                 await self._checkpoint
         # Each connection is closed in a pool thread after the calls before it: never under
         # a running query. A thread stuck on a lock gives up after the busy timeout.
+        with contextlib.suppress(Exception):
+            await self._reads.drain()  # no read runs while the connections close
         with contextlib.suppress(Exception):
             await self._calls.run(self._close_connections)
         self._calls.shutdown()
@@ -342,6 +347,9 @@ class SqliteBackend:
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         return await self._calls.run(function, *args)
+
+    async def _read(self, function: Callable[..., T], *args: Any) -> T:
+        return await self._reads.run(function, *args)
 
     def _translated(self, key: str) -> AbstractContextManager[None]:
         return _translated(self.store, key)
