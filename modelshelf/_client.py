@@ -191,14 +191,15 @@ class AsyncClient:
         response = await self._send("GET", "/v1/stores")
         return StoreList.model_validate(response.json()).stores
 
-    async def get_model_info(self, url: str) -> ModelInfo:
-        """A model's current version and every version."""
-        response = await self._send("GET", ModelURL.parse(url).path)
+    async def get_model_info(self, url: str, *, limit: int | None = None) -> ModelInfo:
+        """A model's current version and every version (only the newest ``limit`` if given)."""
+        params = {"limit": str(limit)} if limit is not None else None
+        response = await self._send("GET", ModelURL.parse(url).path, params=params)
         return ModelInfo.model_validate(response.json())
 
-    async def list_versions(self, url: str) -> list[VersionInfo]:
-        """Every version of a model, oldest first."""
-        return (await self.get_model_info(url)).versions
+    async def list_versions(self, url: str, *, limit: int | None = None) -> list[VersionInfo]:
+        """A model's versions, oldest first: every one, or the newest ``limit``."""
+        return (await self.get_model_info(url, limit=limit)).versions
 
     async def remove_model(self, url: str, version: str | None = None) -> ModelInfo:
         """Remove a model (or one version); returns its info from before the removal."""
@@ -355,11 +356,11 @@ class Client:
     def list_stores(self) -> list[StoreInfo]:
         return self._run(self._async.list_stores())
 
-    def get_model_info(self, url: str) -> ModelInfo:
-        return self._run(self._async.get_model_info(url))
+    def get_model_info(self, url: str, *, limit: int | None = None) -> ModelInfo:
+        return self._run(self._async.get_model_info(url, limit=limit))
 
-    def list_versions(self, url: str) -> list[VersionInfo]:
-        return self._run(self._async.list_versions(url))
+    def list_versions(self, url: str, *, limit: int | None = None) -> list[VersionInfo]:
+        return self._run(self._async.list_versions(url, limit=limit))
 
     def remove_model(self, url: str, version: str | None = None) -> ModelInfo:
         return self._run(self._async.remove_model(url, version))

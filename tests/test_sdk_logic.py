@@ -131,3 +131,17 @@ def test_list_models_follows_every_link_page() -> None:
 
     with _client(handler) as client:
         assert sorted(client.list_models("indexeddb")) == ["indexeddb://a", "indexeddb://b"]
+
+
+def test_list_versions_can_ask_for_the_newest_few() -> None:
+    asked: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.params.get("limit"))
+        return httpx.Response(404, json={"code": "model_not_found", "message": "no model"})
+
+    with _client(handler) as client:
+        for limit in (None, 3):
+            with pytest.raises(modelshelf.NotFoundError):
+                client.list_versions("indexeddb://m", limit=limit)
+    assert asked == [None, "3"]
