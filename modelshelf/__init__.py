@@ -13,6 +13,7 @@ from modelshelf._artifacts import ModelArtifacts
 from modelshelf._client import AsyncClient, Client
 from modelshelf._exceptions import (
     ConflictError,
+    ForbiddenError,
     InvalidModelError,
     InvalidRequestError,
     ModelshelfError,
@@ -31,6 +32,7 @@ __all__ = [
     "AsyncClient",
     "Client",
     "ConflictError",
+    "ForbiddenError",
     "InvalidModelError",
     "InvalidRequestError",
     "ModelArtifacts",

@@ -4,6 +4,7 @@ ModelshelfError                  every SDK error: .status, .code, .message
 ├── NotFoundError                404: no such model, version, weight file or store
 ├── InvalidRequestError          400/405/415/422: the request was wrong
 │   └── InvalidModelError        model.json or its weights break the TF.js protocol
+├── ForbiddenError               403: not allowed (an origin, or a token's scopes)
 ├── ConflictError                409
 ├── TooLargeError                413: over the server's body limit
 ├── QuotaExceededError           507: the store's quota (or medium) is full
@@ -41,6 +42,10 @@ class InvalidModelError(InvalidRequestError):
     """model.json or the weight bytes break the TF.js protocol."""
 
 
+class ForbiddenError(ModelshelfError):
+    """The server refused the request as not allowed (an origin or, with tokens, a scope)."""
+
+
 class ConflictError(ModelshelfError):
     """The request conflicts with the current state."""
 
@@ -65,6 +70,7 @@ _BY_KIND: dict[ErrorKind, type[ModelshelfError]] = {
     ErrorKind.INVALID_REQUEST: InvalidRequestError,
     ErrorKind.INVALID_MODEL: InvalidModelError,
     ErrorKind.NOT_FOUND: NotFoundError,
+    ErrorKind.FORBIDDEN: ForbiddenError,
     ErrorKind.CONFLICT: ConflictError,
     ErrorKind.TOO_LARGE: TooLargeError,
     ErrorKind.QUOTA_EXCEEDED: QuotaExceededError,
@@ -86,6 +92,8 @@ def _without_code(status: int) -> type[ModelshelfError]:
     """An answer with no code this SDK knows: a proxy's, or a newer server's new code."""
     if status in (404, 410):
         return NotFoundError
+    if status == 403:
+        return ForbiddenError
     if status in (408, 502, 503, 504):
         return UnavailableError
     if status == 413:

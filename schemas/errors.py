@@ -25,6 +25,7 @@ class ErrorKind(StrEnum):
     INVALID_REQUEST = "invalid_request"
     INVALID_MODEL = "invalid_model"
     NOT_FOUND = "not_found"
+    FORBIDDEN = "forbidden"
     CONFLICT = "conflict"
     TOO_LARGE = "too_large"
     QUOTA_EXCEEDED = "quota_exceeded"
@@ -56,6 +57,8 @@ class ErrorCode(StrEnum):
     INVALID_KEY = "invalid_key", 400, ErrorKind.INVALID_REQUEST
     INVALID_MODEL_URL = "invalid_model_url", 400, ErrorKind.INVALID_REQUEST
     SAME_SOURCE_AND_DESTINATION = "same_source_and_destination", 400, ErrorKind.INVALID_REQUEST
+    INVALID_HOST = "invalid_host", 400, ErrorKind.INVALID_REQUEST
+    FORBIDDEN_ORIGIN = "forbidden_origin", 403, ErrorKind.FORBIDDEN
     NOT_FOUND = "not_found", 404, ErrorKind.NOT_FOUND
     MODEL_NOT_FOUND = "model_not_found", 404, ErrorKind.NOT_FOUND
     VERSION_NOT_FOUND = "version_not_found", 404, ErrorKind.NOT_FOUND

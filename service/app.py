@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -19,10 +20,12 @@ from modelshelf.schemas.artifacts import ModelArtifacts
 from modelshelf.schemas.errors import ErrorCode
 from modelshelf.service.body_timeout import BodyIdleTimeoutMiddleware
 from modelshelf.service.errors import HttpError, InternalErrorMiddleware, install_error_handlers
+from modelshelf.service.guards import HostGuardMiddleware, OriginGuardMiddleware
 from modelshelf.service.routes import admin, models
 from modelshelf.service.routing import FALLBACK_ROUTE_NAME, allowed_methods
 from modelshelf.service.settings import Settings
 
+logger = logging.getLogger("modelshelf")
 CORS_MAX_AGE_SECONDS = 86400
 # The multipart body of a save, as tf.io.http sends it (further parts: one per manifest path).
 SAVE_MODEL_FILES: dict[str, Any] = {
@@ -88,10 +91,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyIdleTimeoutMiddleware, idle_timeout_seconds=settings.body_idle_timeout_seconds
     )
     app.add_middleware(InternalErrorMiddleware)
+    # Inside CORS, so an allowed page reads these refusals; outside the routes, so nothing runs.
+    app.add_middleware(OriginGuardMiddleware, allowed_origins=settings.cors_origins)
+    hosts = settings.hosts_answered()
+    if "*" in hosts:
+        logger.warning(
+            "modelshelf answers any Host header (it binds %s): set MODELSHELF_ALLOWED_HOSTS to "
+            "the names clients use, against DNS rebinding",
+            settings.host,
+        )
+    app.add_middleware(HostGuardMiddleware, allowed_hosts=hosts)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_credentials=settings.cors_allow_credentials,
+        allow_private_network=True,  # Chromium's preflight from a public page to this one
         allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
         allow_headers=["*"],
         expose_headers=EXPOSED_HEADERS,

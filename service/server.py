@@ -17,9 +17,11 @@ def server_config(
     log_level: str = "info",
 ) -> uvicorn.Config:
     """The app on uvicorn's h11 server, with the settings' head and keep-alive timeouts."""
+    if host is not None:  # the app's defaults (allowed hosts) follow the address bound
+        settings = settings.model_copy(update={"host": host})
     return uvicorn.Config(
         create_app(settings),
-        host=host or settings.host,
+        host=settings.host,
         port=settings.port if port is None else port,
         http=header_timeout_protocol(settings.header_timeout_seconds),
         timeout_keep_alive=settings.keep_alive_timeout_seconds,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,6 +20,17 @@ from modelshelf.modelstore.opening import check_store_url
 GiB = 1 << 30
 MiB = 1 << 20
 BROWSER_LIKE_QUOTA = 10 * MiB
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -79,10 +91,36 @@ class Settings(BaseSettings):
         description="Memory all uploads in flight may hold in backend write buffers (S3 parts, "
         "SQLite batches) together; further uploads wait for their turn",
     )
-    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    cors_origins: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Origins whose pages may call the API; pages of other origins cannot "
+        "save or remove models (403 forbidden_origin)",
+    )
     cors_allow_credentials: bool = False
+    allowed_hosts: list[str] | None = Field(
+        default=None,
+        description="Host header values answered (*.example.com wildcards); default: the "
+        "loopback names when the server binds a loopback address, else any (with a warning)",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
+
+    @model_validator(mode="after")
+    def _credentials_need_listed_origins(self) -> Settings:
+        if self.cors_allow_credentials and "*" in self.cors_origins:
+            raise ValueError(
+                "MODELSHELF_CORS_ALLOW_CREDENTIALS=true needs MODELSHELF_CORS_ORIGINS to list "
+                "the origins: with '*', every site could act with a visitor's credentials"
+            )
+        return self
+
+    def hosts_answered(self) -> list[str]:
+        """``allowed_hosts``, or its default for the address the server binds."""
+        if self.allowed_hosts is not None:
+            return list(self.allowed_hosts)
+        if is_loopback(self.host):
+            return [*LOOPBACK_HOSTS]
+        return ["*"]
 
     @field_validator("stores")
     @classmethod

@@ -22,6 +22,7 @@ SDK_CLASS = {
     ErrorKind.INVALID_REQUEST: modelshelf.InvalidRequestError,
     ErrorKind.INVALID_MODEL: modelshelf.InvalidModelError,
     ErrorKind.NOT_FOUND: modelshelf.NotFoundError,
+    ErrorKind.FORBIDDEN: modelshelf.ForbiddenError,
     ErrorKind.CONFLICT: modelshelf.ConflictError,
     ErrorKind.TOO_LARGE: modelshelf.TooLargeError,
     ErrorKind.QUOTA_EXCEEDED: modelshelf.QuotaExceededError,

@@ -42,7 +42,7 @@ async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://testserver", headers={"Origin": ORIGIN}
+        transport=transport, base_url="http://127.0.0.1", headers={"Origin": ORIGIN}
     ) as http:
         yield http
 
