@@ -52,7 +52,7 @@ def _save_big_model(server: ServerProcess, store: str) -> tuple[str, bytes]:
 
 async def _cut_download(port: int, path: str, cut_after: int) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     await writer.drain()
     received = 0
     try:

@@ -23,6 +23,7 @@ PUBLIC_API = [
     "AsyncClient",
     "Client",
     "ConflictError",
+    "ForbiddenError",
     "InvalidModelError",
     "InvalidRequestError",
     "ModelArtifacts",

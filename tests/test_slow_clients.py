@@ -87,9 +87,9 @@ def test_a_connection_that_sends_nothing_is_closed(server: str) -> None:
 
 def test_a_partial_head_after_a_response_gets_408_request_timeout(server: str) -> None:
     with socket.create_connection(address(server)) as client:
-        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: slow\r\n\r\n")
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert read_response(client, SLACK).status == 200
-        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: slow\r\n")
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         response = read_response(client, HEAD_TIMEOUT + SLACK)
         wait_closed(client, SLACK)
     assert response.status == 408
