@@ -38,13 +38,11 @@ class OriginGuardMiddleware:
         if origin is None or origin.lower() in self.allowed:  # not a browser, or allowed
             await self.app(scope, receive, send)
             return
-        await _drain(receive)
-        response = error_response(
-            ErrorCode.FORBIDDEN_ORIGIN,
+        message = (
             f"requests that change models are not accepted from the origin {origin!r}; add it "
-            f"to MODELSHELF_CORS_ORIGINS if that page may save or remove models",
+            f"to MODELSHELF_CORS_ORIGINS if that page may save or remove models"
         )
-        await response(scope, receive, send)
+        await _refuse(ErrorCode.FORBIDDEN_ORIGIN, message, scope, receive, send)
 
 
 class HostGuardMiddleware:
@@ -63,13 +61,11 @@ class HostGuardMiddleware:
         if any(_host_matches(host, pattern) for pattern in self.allowed):
             await self.app(scope, receive, send)
             return
-        await _drain(receive)
-        response = error_response(
-            ErrorCode.INVALID_HOST,
+        message = (
             f"this server does not answer for the host {host!r}; use one of "
-            f"{', '.join(self.allowed)}, or add it to MODELSHELF_ALLOWED_HOSTS",
+            f"{', '.join(self.allowed)}, or add it to MODELSHELF_ALLOWED_HOSTS"
         )
-        await response(scope, receive, send)
+        await _refuse(ErrorCode.INVALID_HOST, message, scope, receive, send)
 
 
 def host_name(header: str) -> str:
@@ -84,6 +80,14 @@ def _host_matches(host: str, pattern: str) -> bool:
     if pattern.startswith("*."):
         return host.endswith(pattern[1:])
     return host == pattern.strip("[]")
+
+
+async def _refuse(
+    code: ErrorCode, message: str, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Answer the error once the body is read: nothing was stored, and Node's fetch hears it."""
+    await _drain(receive)
+    await error_response(code, message)(scope, receive, send)
 
 
 async def _drain(receive: Receive) -> None:
