@@ -21,6 +21,8 @@ from modelshelf._exceptions import (
     QuotaExceededError,
     ServerError,
     TooLargeError,
+    TooManyRequestsError,
+    UnauthorizedError,
     UnavailableError,
 )
 from modelshelf._weights import decode_weights, encode_weights
@@ -44,6 +46,8 @@ __all__ = [
     "SaveResult",
     "ServerError",
     "TooLargeError",
+    "TooManyRequestsError",
+    "UnauthorizedError",
     "UnavailableError",
     "VersionInfo",
     "__version__",

@@ -237,7 +237,9 @@ class AsyncClient:
         except httpx.TransportError as error:
             raise self._unreachable(error) from error
         if response.is_error:
-            raise error_for(response.status_code, _json_or_none(response))
+            raise error_for(
+                response.status_code, _json_or_none(response), response.headers.get("retry-after")
+            )
         return response
 
     async def _download(

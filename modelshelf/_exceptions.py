@@ -4,12 +4,14 @@ ModelshelfError                  every SDK error: .status, .code, .message
 ├── NotFoundError                404: no such model, version, weight file or store
 ├── InvalidRequestError          400/405/415/422: the request was wrong
 │   └── InvalidModelError        model.json or its weights break the TF.js protocol
+├── UnauthorizedError            401: no token, or one that is malformed, expired or revoked
 ├── ForbiddenError               403: not allowed (an origin, or a token's scopes)
 ├── ConflictError                409
 ├── TooLargeError                413: over the server's body limit
 ├── QuotaExceededError           507: the store's quota (or medium) is full
 ├── UnavailableError             503 (a store is down or read-only), 408 (the upload stalled),
 │                                or the server cannot be reached
+├── TooManyRequestsError         429: too many failed attempts; .retry_after says when to retry
 └── ServerError                  500: a server fault; its log says more
 """
 
@@ -42,6 +44,10 @@ class InvalidModelError(InvalidRequestError):
     """model.json or the weight bytes break the TF.js protocol."""
 
 
+class UnauthorizedError(ModelshelfError):
+    """No token was sent, or the token is malformed, expired or revoked."""
+
+
 class ForbiddenError(ModelshelfError):
     """The server refused the request as not allowed (an origin or, with tokens, a scope)."""
 
@@ -62,6 +68,12 @@ class UnavailableError(ModelshelfError):
     """The server, or a backend behind it, cannot be reached."""
 
 
+class TooManyRequestsError(ModelshelfError):
+    """Too many failed attempts from this address; wait ``retry_after`` seconds."""
+
+    retry_after: float | None = None
+
+
 class ServerError(ModelshelfError):
     """The server failed; its log has the details."""
 
@@ -70,30 +82,39 @@ _BY_KIND: dict[ErrorKind, type[ModelshelfError]] = {
     ErrorKind.INVALID_REQUEST: InvalidRequestError,
     ErrorKind.INVALID_MODEL: InvalidModelError,
     ErrorKind.NOT_FOUND: NotFoundError,
+    ErrorKind.UNAUTHORIZED: UnauthorizedError,
     ErrorKind.FORBIDDEN: ForbiddenError,
     ErrorKind.CONFLICT: ConflictError,
     ErrorKind.TOO_LARGE: TooLargeError,
     ErrorKind.QUOTA_EXCEEDED: QuotaExceededError,
     ErrorKind.UNAVAILABLE: UnavailableError,
+    ErrorKind.TOO_MANY_REQUESTS: TooManyRequestsError,
     ErrorKind.SERVER_ERROR: ServerError,
 }
 
 
-def error_for(status: int, body: Any) -> ModelshelfError:
+def error_for(status: int, body: Any, retry_after: str | None = None) -> ModelshelfError:
     """The exception for an error response; ``body`` is its parsed JSON, if any."""
     code = body.get("code") if isinstance(body, dict) else None
     message = body.get("message") if isinstance(body, dict) else None
     known = ErrorCode.parse(code)
     kind = _BY_KIND[known.kind] if known else _without_code(status)
-    return kind(message or f"the server answered HTTP {status}", status=status, code=code)
+    error = kind(message or f"the server answered HTTP {status}", status=status, code=code)
+    if isinstance(error, TooManyRequestsError) and retry_after and retry_after.isdigit():
+        error.retry_after = float(retry_after)
+    return error
 
 
 def _without_code(status: int) -> type[ModelshelfError]:
     """An answer with no code this SDK knows: a proxy's, or a newer server's new code."""
     if status in (404, 410):
         return NotFoundError
+    if status == 401:
+        return UnauthorizedError
     if status == 403:
         return ForbiddenError
+    if status == 429:
+        return TooManyRequestsError
     if status in (408, 502, 503, 504):
         return UnavailableError
     if status == 413:

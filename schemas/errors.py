@@ -25,11 +25,13 @@ class ErrorKind(StrEnum):
     INVALID_REQUEST = "invalid_request"
     INVALID_MODEL = "invalid_model"
     NOT_FOUND = "not_found"
+    UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     CONFLICT = "conflict"
     TOO_LARGE = "too_large"
     QUOTA_EXCEEDED = "quota_exceeded"
     UNAVAILABLE = "unavailable"
+    TOO_MANY_REQUESTS = "too_many_requests"
     SERVER_ERROR = "server_error"
 
 
@@ -58,6 +60,9 @@ class ErrorCode(StrEnum):
     INVALID_MODEL_URL = "invalid_model_url", 400, ErrorKind.INVALID_REQUEST
     SAME_SOURCE_AND_DESTINATION = "same_source_and_destination", 400, ErrorKind.INVALID_REQUEST
     INVALID_HOST = "invalid_host", 400, ErrorKind.INVALID_REQUEST
+    INVALID_SCOPE = "invalid_scope", 400, ErrorKind.INVALID_REQUEST
+    UNAUTHORIZED = "unauthorized", 401, ErrorKind.UNAUTHORIZED
+    FORBIDDEN = "forbidden", 403, ErrorKind.FORBIDDEN
     FORBIDDEN_ORIGIN = "forbidden_origin", 403, ErrorKind.FORBIDDEN
     NOT_FOUND = "not_found", 404, ErrorKind.NOT_FOUND
     MODEL_NOT_FOUND = "model_not_found", 404, ErrorKind.NOT_FOUND
@@ -65,12 +70,15 @@ class ErrorCode(StrEnum):
     WEIGHT_FILE_NOT_FOUND = "weight_file_not_found", 404, ErrorKind.NOT_FOUND
     UNKNOWN_STORE = "unknown_store", 404, ErrorKind.NOT_FOUND
     ROUTE_NOT_FOUND = "route_not_found", 404, ErrorKind.NOT_FOUND
+    TOKEN_NOT_FOUND = "token_not_found", 404, ErrorKind.NOT_FOUND
     METHOD_NOT_ALLOWED = "method_not_allowed", 405, ErrorKind.INVALID_REQUEST
     REQUEST_TIMEOUT = "request_timeout", 408, ErrorKind.UNAVAILABLE  # sending again may work
     CONFLICT = "conflict", 409, ErrorKind.CONFLICT
+    TOKENS_DISABLED = "tokens_disabled", 409, ErrorKind.CONFLICT
     PAYLOAD_TOO_LARGE = "payload_too_large", 413, ErrorKind.TOO_LARGE
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type", 415, ErrorKind.INVALID_REQUEST
     VALIDATION_ERROR = "validation_error", 422, ErrorKind.INVALID_REQUEST
+    TOO_MANY_REQUESTS = "too_many_requests", 429, ErrorKind.TOO_MANY_REQUESTS
     INTERNAL_ERROR = "internal_error", 500, ErrorKind.SERVER_ERROR
     STORAGE_ERROR = "storage_error", 500, ErrorKind.SERVER_ERROR
     INTEGRITY_ERROR = "integrity_error", 500, ErrorKind.SERVER_ERROR

@@ -12,18 +12,21 @@ from fastapi import FastAPI, Request
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
+from modelshelf.access import FailedAttempts, TokenRegistry, open_token_registry
 from modelshelf.modelstore import Shelf
 from modelshelf.modelstore.layout import MODEL_NAME_PATTERN, validate_model_name
 from modelshelf.modelstore.opening import StoreLimits
 from modelshelf.modelstore.opening import open_shelf as open_stores
 from modelshelf.schemas.artifacts import ModelArtifacts
 from modelshelf.schemas.errors import ErrorCode
+from modelshelf.service.auth import RegistryHolder, TokenAuthMiddleware
 from modelshelf.service.body_timeout import BodyIdleTimeoutMiddleware
+from modelshelf.service.draining import DrainRefusedUploadsMiddleware
 from modelshelf.service.errors import HttpError, InternalErrorMiddleware, install_error_handlers
 from modelshelf.service.guards import HostGuardMiddleware, OriginGuardMiddleware
-from modelshelf.service.routes import admin, models
+from modelshelf.service.routes import admin, models, tokens
 from modelshelf.service.routing import FALLBACK_ROUTE_NAME, allowed_methods
-from modelshelf.service.settings import Settings
+from modelshelf.service.settings import Settings, is_loopback
 
 logger = logging.getLogger("modelshelf")
 CORS_MAX_AGE_SECONDS = 86400
@@ -40,7 +43,15 @@ SAVE_MODEL_FILES: dict[str, Any] = {
         },
     },
 }
-EXPOSED_HEADERS = ["ETag", "Link", "Location", "Content-Length", "X-Model-Version"]
+EXPOSED_HEADERS = [
+    "ETag",
+    "Link",
+    "Location",
+    "Content-Length",
+    "X-Model-Version",
+    "WWW-Authenticate",
+    "Retry-After",
+]
 
 
 def open_shelf(settings: Settings) -> Shelf:
@@ -56,17 +67,30 @@ def open_shelf(settings: Settings) -> Shelf:
     return open_stores(settings.store_urls(), limits, setting)
 
 
+def open_tokens(settings: Settings) -> TokenRegistry | None:
+    """The token registry when tokens are on; None means every request may do anything."""
+    if settings.auth_mode() == "none":
+        return None
+    return open_token_registry(
+        settings.auth_store_url(), settings.admin(), timeout_seconds=settings.store_timeout_seconds
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The modelshelf ASGI app; settings from the environment when not given."""
     settings = settings or Settings()
+    auth = RegistryHolder()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.shelf = open_shelf(settings)
+        app.state.tokens = auth.registry = open_tokens(settings)
         try:
             yield
         finally:
             await app.state.shelf.close()
+            if auth.registry is not None:
+                await auth.registry.close()
 
     app = FastAPI(
         title="modelshelf",
@@ -77,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(models.router)
     app.include_router(admin.router)
+    app.include_router(tokens.router)
     app.add_api_route(
         "/v1/models/{store}/{rest:path}",
         _unmatched_model_path,
@@ -86,11 +111,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.openapi = partial(_openapi_with_request_schemas, app)  # type: ignore[method-assign]
     install_error_handlers(app)
-    # Innermost: its 408 is answered by the error handlers, inside CORS like every error.
     app.add_middleware(
-        BodyIdleTimeoutMiddleware, idle_timeout_seconds=settings.body_idle_timeout_seconds
+        TokenAuthMiddleware,
+        tokens_on=settings.auth_mode() == "tokens",
+        auth=auth,
+        attempts=FailedAttempts(),
     )
     app.add_middleware(InternalErrorMiddleware)
+    _warn_if_open(settings)
     # Inside CORS, so an allowed page reads these refusals; outside the routes, so nothing runs.
     app.add_middleware(OriginGuardMiddleware, allowed_origins=settings.cors_origins)
     hosts = settings.hosts_answered()
@@ -101,6 +129,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.host,
         )
     app.add_middleware(HostGuardMiddleware, allowed_hosts=hosts)
+    app.add_middleware(DrainRefusedUploadsMiddleware)  # sees every refusal above
+    # Its 408 is raised from receive inside the route and answered by the error handlers,
+    # inside CORS like every error; the drain above reads through its deadline.
+    app.add_middleware(
+        BodyIdleTimeoutMiddleware, idle_timeout_seconds=settings.body_idle_timeout_seconds
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -112,6 +146,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=CORS_MAX_AGE_SECONDS,
     )
     return app
+
+
+def _warn_if_open(settings: Settings) -> None:
+    if settings.auth_mode() == "none" and not is_loopback(settings.host):
+        logger.warning(
+            "modelshelf binds %s with MODELSHELF_AUTH=none: whoever reaches the port may "
+            "overwrite or delete every model; set MODELSHELF_AUTH=tokens to require tokens",
+            settings.host,
+        )
 
 
 def _openapi_with_request_schemas(app: FastAPI) -> dict[str, Any]:

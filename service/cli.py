@@ -34,9 +34,9 @@ def serve(args: argparse.Namespace) -> None:
 
     try:
         settings = load_settings(args.config)
+        config = server_config(settings, host=args.host, port=args.port, log_level=args.log_level)
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"modelshelf: {error}") from None
-    config = server_config(settings, host=args.host, port=args.port, log_level=args.log_level)
     stores = ", ".join(settings.store_urls())
     print(f"modelshelf: stores {stores} on http://{config.host}:{config.port}")
     server = uvicorn.Server(config)

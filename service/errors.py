@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from modelshelf.access import TooManyAttemptsError
 from modelshelf.schemas.errors import CodedError, ErrorCode
 from modelshelf.service.routing import allowed_methods
 
@@ -32,11 +33,17 @@ class HttpError(CodedError):
         self.headers = headers or {}
 
 
+# RFC 6750: a 401 names the scheme that would have worked.
+_CHALLENGES = {ErrorCode.UNAUTHORIZED: {"WWW-Authenticate": 'Bearer realm="modelshelf"'}}
+
+
 def error_response(
     code: ErrorCode, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse(
-        {"code": code.value, "message": message}, status_code=code.status, headers=headers
+        {"code": code.value, "message": message},
+        status_code=code.status,
+        headers={**_CHALLENGES.get(code, {}), **(headers or {})},
     )
 
 
@@ -44,6 +51,9 @@ def response_for(error: Exception) -> JSONResponse:
     """The JSON error response for any exception the app lets out."""
     if isinstance(error, HttpError):
         return error_response(error.code, str(error), error.headers)
+    if isinstance(error, TooManyAttemptsError):
+        retry_after = {"Retry-After": str(error.retry_after_seconds)}
+        return error_response(error.code, str(error), retry_after)
     if isinstance(error, CodedError):
         if error.code.status >= 500:
             logger.warning("%s: %s", error.code.value, error)

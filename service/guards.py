@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelshelf.schemas.errors import ErrorCode
 from modelshelf.service.errors import error_response
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-DRAIN_LIMIT = 64 << 20  # Node's fetch fails with EPIPE if the answer beats the body's end
 
 
 class OriginGuardMiddleware:
@@ -42,7 +41,7 @@ class OriginGuardMiddleware:
             f"requests that change models are not accepted from the origin {origin!r}; add it "
             f"to MODELSHELF_CORS_ORIGINS if that page may save or remove models"
         )
-        await _refuse(ErrorCode.FORBIDDEN_ORIGIN, message, scope, receive, send)
+        await error_response(ErrorCode.FORBIDDEN_ORIGIN, message)(scope, receive, send)
 
 
 class HostGuardMiddleware:
@@ -65,7 +64,7 @@ class HostGuardMiddleware:
             f"this server does not answer for the host {host!r}; use one of "
             f"{', '.join(self.allowed)}, or add it to MODELSHELF_ALLOWED_HOSTS"
         )
-        await _refuse(ErrorCode.INVALID_HOST, message, scope, receive, send)
+        await error_response(ErrorCode.INVALID_HOST, message)(scope, receive, send)
 
 
 def host_name(header: str) -> str:
@@ -80,22 +79,3 @@ def _host_matches(host: str, pattern: str) -> bool:
     if pattern.startswith("*."):
         return host.endswith(pattern[1:])
     return host == pattern.strip("[]")
-
-
-async def _refuse(
-    code: ErrorCode, message: str, scope: Scope, receive: Receive, send: Send
-) -> None:
-    """Answer the error once the body is read: nothing was stored, and Node's fetch hears it."""
-    await _drain(receive)
-    await error_response(code, message)(scope, receive, send)
-
-
-async def _drain(receive: Receive) -> None:
-    drained = 0
-    while drained <= DRAIN_LIMIT:
-        message: Message = await receive()
-        if message["type"] != "http.request":
-            return
-        drained += len(message.get("body", b""))
-        if not message.get("more_body", False):
-            return

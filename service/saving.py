@@ -59,21 +59,6 @@ class BodyLimit:
                 raise too_large(self.limit)
             yield chunk
 
-    async def drain(self, limit: int) -> None:
-        """Read and drop what is left of the body, up to ``limit`` bytes.
-
-        Node's fetch fails with EPIPE when the server answers before reading the body,
-        so a refused upload is read to its end before the error is sent.
-        """
-        drained = 0
-        try:
-            async for chunk in self._stream:
-                drained += len(chunk)
-                if drained > limit:
-                    return
-        except Exception:  # the body is unusable anyway; the answer matters more
-            return
-
 
 def too_large(limit: int) -> HttpError:
     return HttpError(

@@ -6,6 +6,7 @@ import uvicorn
 
 from modelshelf.service.app import create_app
 from modelshelf.service.header_timeout import header_timeout_protocol
+from modelshelf.service.logs import log_config
 from modelshelf.service.settings import Settings
 
 
@@ -17,8 +18,8 @@ def server_config(
     log_level: str = "info",
 ) -> uvicorn.Config:
     """The app on uvicorn's h11 server, with the settings' head and keep-alive timeouts."""
-    if host is not None:  # the app's defaults (allowed hosts) follow the address bound
-        settings = settings.model_copy(update={"host": host})
+    if host is not None:  # the app's defaults (allowed hosts, auth) follow the address bound
+        settings = settings.bound_to(host)
     return uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -27,5 +28,6 @@ def server_config(
         timeout_keep_alive=settings.keep_alive_timeout_seconds,
         proxy_headers=True,
         log_level=log_level,
+        log_config=log_config(),
         lifespan="on",
     )

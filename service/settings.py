@@ -5,9 +5,9 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -102,6 +102,23 @@ class Settings(BaseSettings):
         description="Host header values answered (*.example.com wildcards); default: the "
         "loopback names when the server binds a loopback address, else any (with a warning)",
     )
+    auth: Literal["none", "tokens"] | None = Field(
+        default=None,
+        description="none: whoever reaches the port may do anything; tokens: every request "
+        "but health checks and docs needs a token. Default: none when the server binds a "
+        "loopback address, tokens otherwise",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None, description="The operator's token: every scope, creates the others"
+    )
+    admin_token_file: Path | None = Field(
+        default=None, description="A file holding the admin token (a container secret)"
+    )
+    auth_store: str | None = Field(
+        default=None,
+        description="Backend URL where tokens live, shared by every replica (default "
+        "sqlite://DATA_DIR/auth.sqlite; replicas over S3 use s3://BUCKET/PREFIX)",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -113,6 +130,48 @@ class Settings(BaseSettings):
                 "the origins: with '*', every site could act with a visitor's credentials"
             )
         return self
+
+    @model_validator(mode="after")
+    def _tokens_need_an_admin_token(self) -> Settings:
+        if self.admin_token is not None and self.admin_token_file is not None:
+            raise ValueError("set MODELSHELF_ADMIN_TOKEN or MODELSHELF_ADMIN_TOKEN_FILE, not both")
+        if self.auth_mode() == "tokens" and not is_loopback(self.host) and not self.admin():
+            raise ValueError(
+                f"modelshelf binds {self.host} with MODELSHELF_AUTH=tokens but has no admin "
+                f"token, so nobody could create tokens: set MODELSHELF_ADMIN_TOKEN (or "
+                f"MODELSHELF_ADMIN_TOKEN_FILE), or choose MODELSHELF_AUTH=none explicitly"
+            )
+        return self
+
+    def auth_mode(self) -> Literal["none", "tokens"]:
+        """``auth``, or its default for the address the server binds."""
+        if self.auth is not None:
+            return self.auth
+        return "none" if is_loopback(self.host) else "tokens"
+
+    def admin(self) -> str | None:
+        """The admin token, from MODELSHELF_ADMIN_TOKEN or the file it names."""
+        if self.admin_token is not None:
+            return self.admin_token.get_secret_value() or None
+        if self.admin_token_file is None:
+            return None
+        try:
+            token = self.admin_token_file.read_text().strip()
+        except OSError as error:
+            raise ValueError(
+                f"MODELSHELF_ADMIN_TOKEN_FILE names {self.admin_token_file}, which cannot be "
+                f"read ({error.strerror}); point it at the file holding the admin token"
+            ) from None
+        if not token:
+            raise ValueError(f"MODELSHELF_ADMIN_TOKEN_FILE {self.admin_token_file} is empty")
+        return token
+
+    def auth_store_url(self) -> str:
+        return self.auth_store or f"sqlite://{self.data_dir / 'auth.sqlite'}"
+
+    def bound_to(self, host: str) -> Settings:
+        """These settings for a server bound to ``host``, checked again (defaults follow it)."""
+        return self.model_validate({**self.model_dump(), "host": host})
 
     def hosts_answered(self) -> list[str]:
         """``allowed_hosts``, or its default for the address the server binds."""
@@ -131,6 +190,16 @@ class Settings(BaseSettings):
             except ValueError as error:
                 raise ValueError(f"MODELSHELF_STORES[{name!r}]: {error}") from None
         return stores
+
+    @field_validator("auth_store")
+    @classmethod
+    def _auth_store_is_a_backend(cls, url: str | None) -> str | None:
+        if url is not None:
+            try:
+                check_store_url(url)
+            except ValueError as error:
+                raise ValueError(f"MODELSHELF_AUTH_STORE: {error}") from None
+        return url
 
     @field_validator("s3_url")
     @classmethod

@@ -20,11 +20,13 @@ SDK_CLASS = {
     ErrorKind.INVALID_REQUEST: modelshelf.InvalidRequestError,
     ErrorKind.INVALID_MODEL: modelshelf.InvalidModelError,
     ErrorKind.NOT_FOUND: modelshelf.NotFoundError,
+    ErrorKind.UNAUTHORIZED: modelshelf.UnauthorizedError,
     ErrorKind.FORBIDDEN: modelshelf.ForbiddenError,
     ErrorKind.CONFLICT: modelshelf.ConflictError,
     ErrorKind.TOO_LARGE: modelshelf.TooLargeError,
     ErrorKind.QUOTA_EXCEEDED: modelshelf.QuotaExceededError,
     ErrorKind.UNAVAILABLE: modelshelf.UnavailableError,
+    ErrorKind.TOO_MANY_REQUESTS: modelshelf.TooManyRequestsError,
     ErrorKind.SERVER_ERROR: modelshelf.ServerError,
 }
 

@@ -7,9 +7,11 @@ import asyncio
 from fastapi import APIRouter
 from starlette.responses import JSONResponse
 
+from modelshelf.access import Action, Grant
 from modelshelf.modelstore import Shelf
 from modelshelf.schemas.errors import ErrorCode
 from modelshelf.schemas.versions import ModelInfo, StoreInfo, StoreList, TransferRequest
+from modelshelf.service.auth import GrantDep
 from modelshelf.service.dependencies import ShelfDep
 from modelshelf.service.errors import error_responses
 from modelshelf.service.routes.models import model_info
@@ -32,8 +34,12 @@ _TRANSFER_ERRORS = error_responses(
     tags=["models"],
     responses=_TRANSFER_ERRORS,
 )
-async def copy_model(transfer: TransferRequest, shelf: ShelfDep) -> ModelInfo:
-    """Copy a model's current version to another URL; answers the destination's info."""
+async def copy_model(transfer: TransferRequest, shelf: ShelfDep, grant: GrantDep) -> ModelInfo:
+    """Copy a model's current version to another URL; answers the destination's info.
+
+    Needs read on the source and write on the destination.
+    """
+    _require_transfer(shelf, grant, transfer)
     await shelf.copy(transfer.source, transfer.destination)
     return await _destination_info(shelf, transfer.destination)
 
@@ -45,10 +51,23 @@ async def copy_model(transfer: TransferRequest, shelf: ShelfDep) -> ModelInfo:
     tags=["models"],
     responses=_TRANSFER_ERRORS,
 )
-async def move_model(transfer: TransferRequest, shelf: ShelfDep) -> ModelInfo:
-    """Move a model (every version); the source goes only after the destination is verified."""
+async def move_model(transfer: TransferRequest, shelf: ShelfDep, grant: GrantDep) -> ModelInfo:
+    """Move a model (every version); the source goes only after the destination is verified.
+
+    Needs what a copy needs, and delete on the source.
+    """
+    _require_transfer(shelf, grant, transfer, Action.DELETE)
     await shelf.move(transfer.source, transfer.destination)
     return await _destination_info(shelf, transfer.destination)
+
+
+def _require_transfer(
+    shelf: Shelf, grant: Grant, transfer: TransferRequest, *source_also: Action
+) -> None:
+    source, destination = shelf.resolve(transfer.source), shelf.resolve(transfer.destination)
+    for action in (Action.READ, *source_also):
+        grant.require(action, source.store.name, source.name)
+    grant.require(Action.WRITE, destination.store.name, destination.name)
 
 
 async def _destination_info(shelf: Shelf, url: str) -> ModelInfo:
@@ -58,12 +77,16 @@ async def _destination_info(shelf: Shelf, url: str) -> ModelInfo:
 
 
 @router.get("/v1/stores", operation_id="listStores", response_model=StoreList, tags=["stores"])
-async def list_stores(shelf: ShelfDep) -> StoreList:
-    """The configured stores and the kind of backend behind each (no secrets)."""
+async def list_stores(shelf: ShelfDep, grant: GrantDep) -> StoreList:
+    """The configured stores and the kind of backend behind each (no secrets).
+
+    With tokens, only the stores some scope of the token concerns.
+    """
     return StoreList(
         stores=[
             StoreInfo(name=name, kind=store.kind, quotaBytes=store.quota_bytes)
             for name, store in shelf.stores.items()
+            if grant.reaches(name)
         ]
     )
 

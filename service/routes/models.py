@@ -9,11 +9,13 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from modelshelf.access import Action, Grant
 from modelshelf.modelstore import ModelStore
 from modelshelf.modelstore.exports import downloads_model_json, downloads_prefix, joined_weights
 from modelshelf.schemas.artifacts import ModelJSON, SaveResult
 from modelshelf.schemas.errors import ErrorCode
 from modelshelf.schemas.versions import ModelInfo, ModelList, VersionInfo
+from modelshelf.service.auth import GrantDep, LoadGrantDep
 from modelshelf.service.dependencies import SettingsDep, StoreDep, model_base_url
 from modelshelf.service.errors import error_responses
 from modelshelf.service.routing import ModelNameConvertor  # noqa: F401  (registers 'modelname')
@@ -24,7 +26,6 @@ from modelshelf.service.zipstream import ZipArchive, ZipEntry
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 MODEL_PATH = "/{store}/{name:modelname}"
-DRAIN_LIMIT = 64 << 20
 IMMUTABLE = "public, max-age=31536000, immutable"
 VersionQuery = Annotated[str | None, Query(description="A version id; the current one if absent")]
 
@@ -50,22 +51,21 @@ _SAVE_ERRORS = error_responses(
 _WEIGHT_CONTENT = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 
 
-async def _save(request: Request, store: ModelStore, name: str, settings: Settings) -> Response:
+async def _save(
+    request: Request, store: ModelStore, name: str, settings: Settings, grant: Grant
+) -> Response:
+    grant.require(Action.WRITE, store.name, name)
     declared = _content_length(request)
     if declared is not None and declared > settings.max_body_bytes:
         raise too_large(settings.max_body_bytes)
     body = BodyLimit(request.stream(), settings.max_body_bytes)
-    try:
-        upload = await read_save_request(
-            request, aiter(body), settings.max_json_body_bytes, store.max_model_json_bytes
-        )
-        version = await store.save(
-            name, upload.model_json, upload.weight_files, expected_bytes=upload.expected_bytes
-        )
-    except Exception:
-        if declared is None or declared - body.received <= DRAIN_LIMIT:
-            await body.drain(DRAIN_LIMIT)
-        raise
+    # A refusal drains what is left of the body first (service.draining).
+    upload = await read_save_request(
+        request, aiter(body), settings.max_json_body_bytes, store.max_model_json_bytes
+    )
+    version = await store.save(
+        name, upload.model_json, upload.weight_files, expected_bytes=upload.expected_bytes
+    )
     # The version just saved, even if a concurrent save has become current since.
     load_url = f"{model_base_url(request, store.name, name)}model.json?version={version.id}"
     result = SaveResult(
@@ -91,10 +91,10 @@ def _content_length(request: Request) -> int | None:
     responses=_SAVE_ERRORS,
 )
 async def save_model(
-    request: Request, store: StoreDep, name: str, settings: SettingsDep
+    request: Request, store: StoreDep, name: str, settings: SettingsDep, grant: GrantDep
 ) -> Response:
     """Save a model (what tf.io.http POSTs); creates a new version."""
-    return await _save(request, store, name, settings)
+    return await _save(request, store, name, settings, grant)
 
 
 @router.put(
@@ -106,10 +106,10 @@ async def save_model(
     responses=_SAVE_ERRORS,
 )
 async def save_model_put(
-    request: Request, store: StoreDep, name: str, settings: SettingsDep
+    request: Request, store: StoreDep, name: str, settings: SettingsDep, grant: GrantDep
 ) -> Response:
     """Save a model with PUT (requestInit.method 'PUT'); creates a new version."""
-    return await _save(request, store, name, settings)
+    return await _save(request, store, name, settings, grant)
 
 
 @router.get(
@@ -124,10 +124,12 @@ async def load_model_json(
     request: Request,
     store: StoreDep,
     name: str,
+    grant: LoadGrantDep,
     version: VersionQuery = None,
     original: Annotated[bool, Query(description="model.json byte for byte as saved")] = False,
 ) -> Response:
     """Load model.json; its weight paths point at the version's immutable weight URLs."""
+    grant.require(Action.READ, store.name, name, version)
     if original:
         info = await store.version(name, version)
         headers = _model_json_headers(info.id, original=True)
@@ -161,9 +163,10 @@ def _model_json_headers(version_id: str, *, original: bool) -> dict[str, str]:
     },
 )
 async def load_weight_file(
-    request: Request, store: StoreDep, name: str, version: str, path: str
+    request: Request, store: StoreDep, name: str, version: str, path: str, grant: LoadGrantDep
 ) -> Response:
     """Load one weight file of a version; its bytes never change (cached for a year)."""
+    grant.require(Action.READ, store.name, name, version)
     stored, stream = await store.open_weight_file(name, version, path)
     etag = f'"{stored.sha256}"'
     headers = {"ETag": etag, "Cache-Control": IMMUTABLE, "Content-Length": str(stored.size)}
@@ -198,6 +201,7 @@ async def get_model_info(
     request: Request,
     store: StoreDep,
     name: str,
+    grant: GrantDep,
     limit: Annotated[
         int | None, Query(ge=1, le=1000, description="Only the newest this many versions")
     ] = None,
@@ -210,6 +214,7 @@ async def get_model_info(
     With ``limit``, the newest ``limit`` versions; the ``Link`` header (rel="next") pages
     on to older ones.
     """
+    grant.require(Action.READ, store.name, name)
     current = await store.version(name)
     page = await store.version_page(name, limit=limit, before=cursor)
     info = model_info(store, name, page.versions, current)
@@ -228,8 +233,11 @@ async def get_model_info(
         ErrorCode.MODEL_NOT_FOUND, ErrorCode.VERSION_NOT_FOUND, ErrorCode.UNKNOWN_STORE
     ),
 )
-async def remove_model(store: StoreDep, name: str, version: VersionQuery = None) -> ModelInfo:
+async def remove_model(
+    store: StoreDep, name: str, grant: GrantDep, version: VersionQuery = None
+) -> ModelInfo:
     """Remove a model, or one version of it; answers the model's info before removal."""
+    grant.require(Action.DELETE, store.name, name)
     return model_info(store, name, await store.remove(name, version))
 
 
@@ -242,15 +250,21 @@ async def remove_model(store: StoreDep, name: str, version: VersionQuery = None)
 async def list_models(
     request: Request,
     store: StoreDep,
+    grant: GrantDep,
     prefix: Annotated[str, Query(description="Only names starting with this")] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
     cursor: Annotated[str | None, Query(description="From the Link rel=next header")] = None,
 ) -> Response:
-    """List models like tf.io.listModels(); the next page's URL is in the Link header."""
+    """List models like tf.io.listModels(); the next page's URL is in the Link header.
+
+    With tokens, only the models the token may read; a page may then hold fewer than
+    ``limit`` (follow the Link header to the end).
+    """
     page = await store.list_models(prefix, cursor=cursor, limit=limit)
     body = {
         store.url(name): version.modelArtifactsInfo.model_dump()
         for name, version in page.models.items()
+        if grant.may_read(store.name, name)
     }
     headers = {}
     if page.next_cursor is not None:
@@ -290,10 +304,12 @@ _ZIP_CONTENT = {"application/zip": {"schema": {"type": "string", "format": "bina
 async def export_model(
     store: StoreDep,
     name: str,
+    grant: LoadGrantDep,
     version: VersionQuery = None,
     prefix: Annotated[str | None, Query(description="File prefix; the name's last segment")] = None,
 ) -> Response:
     """Export as tf.io.browserDownloads saves: a zip of PREFIX.json and PREFIX.weights.bin."""
+    grant.require(Action.READ, store.name, name, version)
     chosen = downloads_prefix(name, prefix)
     info = await store.version(name, version)
     model_json = downloads_model_json(await store.original_model_json(name, info.id), chosen)
