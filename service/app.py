@@ -22,7 +22,12 @@ from modelshelf.schemas.errors import ErrorCode
 from modelshelf.service.auth import RegistryHolder, TokenAuthMiddleware
 from modelshelf.service.body_timeout import BodyIdleTimeoutMiddleware
 from modelshelf.service.draining import DrainRefusedUploadsMiddleware
-from modelshelf.service.errors import HttpError, InternalErrorMiddleware, install_error_handlers
+from modelshelf.service.errors import (
+    HttpError,
+    InternalErrorMiddleware,
+    error_responses,
+    install_error_handlers,
+)
 from modelshelf.service.guards import HostGuardMiddleware, OriginGuardMiddleware
 from modelshelf.service.routes import admin, models, tokens
 from modelshelf.service.routing import FALLBACK_ROUTE_NAME, allowed_methods
@@ -168,7 +173,25 @@ def _openapi_with_request_schemas(app: FastAPI) -> dict[str, Any]:
         schemas["ModelArtifacts"] = artifacts
         schemas["SaveModelFiles"] = SAVE_MODEL_FILES
         _publish_name_pattern(document)
+        _document_token_refusals(document)
     return app.openapi_schema or document
+
+
+def _document_token_refusals(document: dict[str, Any]) -> None:
+    """Every operation that takes a token may answer 401, 403 and 429 (service.auth)."""
+    refusals = error_responses(
+        ErrorCode.UNAUTHORIZED, ErrorCode.FORBIDDEN, ErrorCode.TOO_MANY_REQUESTS
+    )
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if not operation.get("security"):
+                continue
+            for status, entry in refusals.items():
+                if status != ErrorCode.VALIDATION_ERROR.status:
+                    operation["responses"].setdefault(
+                        str(status), {"description": entry["description"], "content": body}
+                    )
 
 
 def _publish_name_pattern(document: dict[str, Any]) -> None:

@@ -29,7 +29,13 @@ OPERATIONS = {
     "healthz",
     "readyz",
     "exportModel",
+    "createToken",
+    "listTokens",
+    "revokeToken",
+    "shareModel",
 }
+PUBLIC = {"healthz", "readyz"}
+LOADS = {"loadModelJson", "loadWeightFile", "exportModel"}  # what TF.js sends ?token= to
 
 
 def current_document() -> dict[str, Any]:
@@ -66,3 +72,24 @@ def test_every_route_has_its_operation_id_and_error_body() -> None:
 def test_save_documents_both_request_bodies() -> None:
     save = current_document()["paths"]["/v1/models/{store}/{name}"]["post"]
     assert set(save["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
+
+
+def test_every_operation_but_health_checks_declares_the_bearer_scheme() -> None:
+    """Generated clients send a token where the document asks for one (issue 10)."""
+    document = current_document()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearerToken"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": schemes["bearerToken"]["description"],
+    }
+    assert (schemes["tokenQuery"]["in"], schemes["tokenQuery"]["name"]) == ("query", "token")
+    for path in document["paths"].values():
+        for operation in path.values():
+            name, security = operation["operationId"], operation.get("security")
+            if name in PUBLIC:
+                assert not security, name
+                continue
+            expected = [{"bearerToken": []}, *([{"tokenQuery": []}] if name in LOADS else [])]
+            assert security == expected, name
+            assert {"401", "403", "429"} <= set(operation["responses"]), name

@@ -26,7 +26,7 @@ from modelshelf.service.errors import error_responses
 from modelshelf.service.routing import ModelNameConvertor  # noqa: F401  (registers 'modelname')
 
 router = APIRouter(tags=["tokens"])
-_REFUSALS = (ErrorCode.UNAUTHORIZED, ErrorCode.FORBIDDEN, ErrorCode.TOKENS_DISABLED)
+_REFUSALS = (ErrorCode.TOKENS_DISABLED,)  # 401 and 403: every operation taking a token
 
 
 async def get_registry(request: Request) -> TokenRegistry:
@@ -91,7 +91,11 @@ async def revoke_token(token_id: str, registry: RegistryDep, grant: GrantDep) ->
     status_code=201,
     response_model=ShareLink,
     responses=error_responses(
-        *_REFUSALS, ErrorCode.MODEL_NOT_FOUND, ErrorCode.VERSION_NOT_FOUND, ErrorCode.UNKNOWN_STORE
+        *_REFUSALS,
+        ErrorCode.INVALID_REQUEST,
+        ErrorCode.MODEL_NOT_FOUND,
+        ErrorCode.VERSION_NOT_FOUND,
+        ErrorCode.UNKNOWN_STORE,
     ),
 )
 async def share_model(
