@@ -135,7 +135,8 @@ class Settings(BaseSettings):
     def _tokens_need_an_admin_token(self) -> Settings:
         if self.admin_token is not None and self.admin_token_file is not None:
             raise ValueError("set MODELSHELF_ADMIN_TOKEN or MODELSHELF_ADMIN_TOKEN_FILE, not both")
-        if self.auth_mode() == "tokens" and not is_loopback(self.host) and not self.admin():
+        admin = self.admin()  # a token file that cannot be read fails here, at startup
+        if self.auth_mode() == "tokens" and not is_loopback(self.host) and not admin:
             raise ValueError(
                 f"modelshelf binds {self.host} with MODELSHELF_AUTH=tokens but has no admin "
                 f"token, so nobody could create tokens: set MODELSHELF_ADMIN_TOKEN (or "
