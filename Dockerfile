@@ -3,6 +3,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY backends backends
 COPY modelstore modelstore
+COPY access access
 COPY schemas schemas
 COPY service service
 COPY modelshelf modelshelf

@@ -88,3 +88,13 @@ def test_serve_without_the_server_extra_names_the_extra() -> None:
     assert result.returncode == 1
     assert 'pip install "modelshelf[server]"' in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_dockerfile_copies_every_source_folder_the_package_maps() -> None:
+    """A folder left out of the image's COPY lines would build an image that cannot start."""
+    import tomllib
+
+    mapping = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = set(mapping["package-dir"].values())
+    copied = set(re.findall(r"^COPY (\S+) \1$", (REPOSITORY / "Dockerfile").read_text(), re.M))
+    assert folders <= copied, f"the Dockerfile does not COPY {sorted(folders - copied)}"
