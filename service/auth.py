@@ -90,14 +90,14 @@ def presented_token(scope: Scope) -> tuple[str | None, bool]:
     """The request's token and whether it came in the query string."""
     authorization = Headers(scope=scope).get("authorization")
     if authorization is not None:
-        kind, _, token = authorization.partition(" ")
-        if kind.lower() != "bearer" or not token.strip():
+        kind, _, bearer = authorization.partition(" ")
+        if kind.lower() != "bearer" or not bearer.strip():
             raise UnauthorizedError(
                 "the Authorization header must read 'Bearer TOKEN' (no other scheme is used)"
             )
-        return token.strip(), False
-    token = QueryParams(scope["query_string"]).get("token")
-    return (token, True) if token else (None, False)
+        return bearer.strip(), False
+    in_query = QueryParams(scope["query_string"]).get("token")
+    return (in_query, True) if in_query else (None, False)
 
 
 bearer_token = HTTPBearer(
