@@ -10,6 +10,12 @@ A live server's own ``/openapi.json`` (not the snapshot) is fed to two generator
 Each client saves (JSON body and multipart body), lists, copies, inspects, loads model.json
 and weight bytes, removes, and reads a 404 as the documented ErrorBody. So an API or document
 change that breaks generated clients fails the build.
+
+Both run against two servers: one with tokens off (MODELSHELF_AUTH=none) and one with
+MODELSHELF_AUTH=tokens, where the TypeScript client sends a bearer token from an
+openapi-fetch middleware and the Python client is the generated ``AuthenticatedClient``. There
+the same save and list first go out without a token (401) and with a read-only token (403 for
+the save), so a client that stopped sending its token would fail.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +48,50 @@ PACKAGE = "modelshelf_generated_client"
 GENERATE_TIMEOUT = 60
 COMPILE_TIMEOUT = 120
 RUN_TIMEOUT = 60
+ADMIN = "admin-token-generated-clients"
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    token: str | None = None  # tokens mode: read, write and delete on every store
+    read_only_token: str | None = None  # tokens mode: read:*
+
+
+def issue(url: str, name: str, scopes: list[str]) -> str:
+    response = httpx.post(
+        f"{url}/v1/tokens",
+        headers={"Authorization": f"Bearer {ADMIN}"},
+        json={"name": name, "scopes": scopes, "expiresIn": 3600},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    token: str = response.json()["token"]
+    return token
 
 
 @pytest.fixture(scope="module")
-def server(serve_module: Callable[..., str]) -> str:
-    return serve_module("indexeddb", "file")
+def tokens_server(serve_module: Callable[..., str]) -> Server:
+    url = serve_module("indexeddb", "file", auth="tokens", admin_token=ADMIN)
+    return Server(
+        url,
+        token=issue(url, "generated-client", ["read:*", "write:*", "delete:*"]),
+        read_only_token=issue(url, "generated-client-read-only", ["read:*"]),
+    )
+
+
+@pytest.fixture(scope="module", params=["auth-none", "auth-tokens"])
+def server(
+    request: pytest.FixtureRequest, serve_module: Callable[..., str], tokens_server: Server
+) -> Server:
+    if request.param == "auth-tokens":
+        return tokens_server
+    return Server(serve_module("indexeddb", "file", auth="none"))
 
 
 @pytest.fixture(scope="module")
-def live_document(server: str) -> dict[str, Any]:
-    response = httpx.get(f"{server}/openapi.json", timeout=30)
+def live_document(server: Server) -> dict[str, Any]:
+    response = httpx.get(f"{server.url}/openapi.json", timeout=30)
     assert response.status_code == 200, response.text
     document: dict[str, Any] = response.json()
     return document
@@ -121,6 +162,28 @@ def test_live_document_references_only_what_it_defines(live_document: dict[str, 
     assert dangling_refs(live_document) == []
 
 
+def test_live_document_declares_how_to_send_a_token(tokens_server: Server) -> None:
+    """What generators read to send the token: the schemes, and which operations take them."""
+    document = httpx.get(f"{tokens_server.url}/openapi.json", timeout=30).json()
+    schemes = {
+        name: {key: value for key, value in scheme.items() if key != "description"}
+        for name, scheme in document["components"]["securitySchemes"].items()
+    }
+    assert schemes == {
+        "bearerToken": {"type": "http", "scheme": "bearer"},
+        "tokenQuery": {"type": "apiKey", "in": "query", "name": "token"},
+    }
+    operations = {
+        operation["operationId"]: operation.get("security")
+        for path in document["paths"].values()
+        for operation in path.values()
+    }
+    either = [{"bearerToken": []}, {"tokenQuery": []}]
+    assert operations["saveModel"] == operations["listModels"] == [{"bearerToken": []}]
+    assert operations["loadModelJson"] == operations["loadWeightFile"] == either
+    assert operations["healthz"] is None and operations["readyz"] is None
+
+
 # --- TypeScript: openapi-typescript + openapi-fetch -------------------------------------------
 
 
@@ -133,7 +196,7 @@ def require_ts_toolchain() -> None:
 
 
 @pytest.mark.node
-def test_typescript_client(server: str, document_path: Path, tmp_path: Path) -> None:
+def test_typescript_client(server: Server, document_path: Path, tmp_path: Path) -> None:
     require_ts_toolchain()
     types = tmp_path / "modelshelf-openapi.d.ts"
     run(
@@ -171,8 +234,10 @@ def test_typescript_client(server: str, document_path: Path, tmp_path: Path) -> 
     scenario_input.write_text(
         json.dumps(
             {
-                "baseUrl": server,
+                "baseUrl": server.url,
                 "prefix": prefix,
+                **({"token": server.token} if server.token else {}),
+                **({"readOnlyToken": server.read_only_token} if server.read_only_token else {}),
                 "models": {
                     key: {
                         "modelJson": model.model_json.decode(),
@@ -205,6 +270,18 @@ def test_typescript_client(server: str, document_path: Path, tmp_path: Path) -> 
     assert len(result["versions"]) == 2
     assert result["error"]["code"] == "model_not_found"
     assert len(result["checks"]) >= 20
+    if server.token is None:
+        assert result["refused"] is None
+        return
+    refused = result["refused"]
+    for call in ("anonymousSave", "anonymousList"):
+        assert refused[call]["status"] == 401, refused
+        assert refused[call]["code"] == "unauthorized"
+        assert refused[call]["challenge"].startswith("Bearer")
+    assert refused["readOnlySave"]["status"] == 403
+    assert refused["readOnlySave"]["code"] == "forbidden"
+    assert f"write:indexeddb/{prefix}/a" in refused["readOnlySave"]["message"]
+    assert refused["readOnlyList"]["status"] == 200
 
 
 # --- Python: openapi-python-client ------------------------------------------------------------
@@ -275,7 +352,51 @@ def operation(name: str) -> Any:
     return importlib.import_module(f"{PACKAGE}.api.models.{name}")
 
 
-def test_python_client(server: str, generated_package: Any) -> None:
+def connect(
+    package: Any, server: Server, token: str | None, raise_on_unexpected_status: bool = True
+) -> Any:
+    """The generated ``Client``, or its ``AuthenticatedClient`` (a bearer token) for a token."""
+    options = {
+        "base_url": server.url,
+        "raise_on_unexpected_status": raise_on_unexpected_status,
+        "timeout": httpx.Timeout(30),
+    }
+    if token is None:
+        return package.Client(**options)
+    return package.AuthenticatedClient(token=token, **options)
+
+
+def check_refusals(package: Any, server: Server, prefix: str, name: str, body: Any) -> None:
+    """Tokens mode: a save and a list without a token get 401; a read-only token's save, 403.
+
+    The model operations do not document 401 or 403 (only /v1/tokens and ~share do), so the
+    generated client cannot parse those bodies: read them from the raw content.
+    """
+    save_model, list_models = operation("save_model"), operation("list_models")
+
+    def save(client: Any) -> Any:
+        return save_model.sync_detailed(store="indexeddb", name=name, client=client, body=body)
+
+    def listing(client: Any) -> Any:
+        return list_models.sync_detailed(store="indexeddb", client=client, prefix=f"{prefix}/")
+
+    with connect(package, server, None, raise_on_unexpected_status=False) as anonymous:
+        for response in (save(anonymous), listing(anonymous)):
+            assert response.status_code == 401, response.content
+            assert json.loads(response.content)["code"] == "unauthorized"
+            assert response.headers["www-authenticate"].startswith("Bearer")
+    with connect(package, server, server.read_only_token, False) as reader:
+        refused = save(reader)
+        assert refused.status_code == 403, refused.content
+        error = json.loads(refused.content)
+        assert error["code"] == "forbidden"
+        assert f"write:indexeddb/{name}" in error["message"]
+        listed = listing(reader)
+        assert listed.status_code == 200
+        assert listed.parsed is not None and listed.parsed.additional_keys == []
+
+
+def test_python_client(server: Server, generated_package: Any) -> None:
     schemas = importlib.import_module(f"{PACKAGE}.models")
     types = importlib.import_module(f"{PACKAGE}.types")
     save_model, save_model_put = operation("save_model"), operation("save_model_put")
@@ -315,9 +436,9 @@ def test_python_client(server: str, generated_package: Any) -> None:
             ),
         )
 
-    client = generated_package.Client(
-        base_url=server, raise_on_unexpected_status=True, timeout=httpx.Timeout(30)
-    )
+    if server.token is not None:
+        check_refusals(generated_package, server, prefix, name_a, artifacts(first))
+    client = connect(generated_package, server, server.token)
     with client:
         # saveModel with the JSON body, then saveModelPut with the multipart body.
         saved = save_model.sync_detailed(

@@ -4,6 +4,7 @@
 // py_json.mjs). {"ok": true, ...} with exit 0, or {"ok": false, "error": "..."}
 // with exit 1. See README.md for the commands.
 import {readFile, writeFile} from 'node:fs/promises';
+import path from 'node:path';
 import {parseArgs} from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 
@@ -118,13 +119,46 @@ async function loadLayers(options) {
 
 async function loadGraph(options) {
   const model = await tf.loadGraphModel(options.url, loadOptionsFrom(options));
-  // executeAsync also handles graphs with control flow, which predict() refuses.
-  const outputs = await model.executeAsync(float32FromNested(parsePyJSON(options.input)));
+  const report = await graphModelReport(model, options.input);
   const weights = {};
   for (const [name, tensors] of Object.entries(model.weights)) {
     weights[name] = await flatValues(tensors[0]);
   }
-  return {outputNames: model.outputNodes, outputs: nestedArrays(outputs), weights};
+  return {...report, weights};
+}
+
+async function graphModelReport(model, input) {
+  // executeAsync also handles graphs with control flow, which predict() refuses.
+  const outputs = await model.executeAsync(float32FromNested(parsePyJSON(input)));
+  return {outputNames: model.outputNodes, outputs: nestedArrays(outputs)};
+}
+
+/**
+ * A converter output folder (model.json plus its weight files) as TF.js's own loaders
+ * build the artifacts: one buffer per manifest path, in manifest order.
+ */
+async function artifactsFromFolder(folder) {
+  const modelJSON = JSON.parse(await readFile(path.join(folder, 'model.json'), 'utf8'));
+  return tf.io.getModelArtifactsForJSON(modelJSON, async (manifest) => {
+    const specs = manifest.flatMap((group) => group.weights ?? []);
+    const files = manifest.flatMap((group) => group.paths);
+    const buffers = await Promise.all(files.map((file) => readArrayBuffer(path.join(folder, file))));
+    return [specs, buffers];
+  });
+}
+
+async function saveGraph(options) {
+  const artifacts = await artifactsFromFolder(options.folder);
+  const model = await tf.loadGraphModel(tf.io.fromMemory(artifacts));
+  const requestInit = requestInitFrom(options);
+  const result = await saveRecordingResponse(model, options.url, requestInit);
+  const response = result.responses[0];
+  return {
+    modelArtifactsInfo: result.modelArtifactsInfo,
+    status: response.status,
+    body: await jsonBodyOrNull(response),
+    ...(await graphModelReport(model, options.input)),
+  };
 }
 
 /** Accepts a model.json, a weightsManifest (list of groups) or a flat spec list. */
@@ -193,6 +227,17 @@ const COMMANDS = {
     run: loadGraph,
     required: ['url', 'input'],
     options: {url: {type: 'string'}, input: {type: 'string'}, ...HEADER_OPTION},
+  },
+  'save-graph': {
+    run: saveGraph,
+    required: ['folder', 'url', 'input'],
+    options: {
+      folder: {type: 'string'},
+      url: {type: 'string'},
+      input: {type: 'string'},
+      method: {type: 'string'},
+      ...HEADER_OPTION,
+    },
   },
   'decode': {
     run: decode,

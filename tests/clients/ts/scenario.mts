@@ -6,8 +6,13 @@
 // /openapi.json, maps the module "modelshelf-openapi" to them, compiles this file with tsc
 // (a type error fails the test) and runs it. INPUT_JSON names the server and the models to
 // save. The last line printed is one JSON object: {"ok": true, ...} or {"ok": false, "error"}.
+//
+// Against a server with MODELSHELF_AUTH=tokens, INPUT_JSON also carries a token (every
+// request then sends it as 'Authorization: Bearer', from a middleware) and a read-only token.
+// Before the scenario, the same save and list go out with no token (401) and with the
+// read-only token (save 403, list 200); the statuses and error bodies seen are reported.
 import { readFileSync } from "node:fs";
-import createClient from "openapi-fetch";
+import createClient, { type Middleware } from "openapi-fetch";
 import type { components, paths } from "modelshelf-openapi";
 
 type ModelArtifacts = components["schemas"]["ModelArtifacts"];
@@ -25,10 +30,29 @@ interface Input {
   baseUrl: string;
   prefix: string; // a name prefix with '/' and a space: names travel percent-encoded
   models: { first: InputModel; second: InputModel; third: InputModel };
+  token?: string; // tokens mode: may read, write and delete every model
+  readOnlyToken?: string; // tokens mode: read:* only
 }
 
 const input = JSON.parse(readFileSync(process.argv[2] ?? "", "utf8")) as Input;
-const client = createClient<paths>({ baseUrl: input.baseUrl });
+
+/** Sends the token on every request, as an application would configure its client. */
+function bearerToken(token: string): Middleware {
+  return {
+    onRequest({ request }) {
+      request.headers.set("Authorization", `Bearer ${token}`);
+      return request;
+    },
+  };
+}
+
+function clientWith(token: string | undefined) {
+  const created = createClient<paths>({ baseUrl: input.baseUrl });
+  if (token !== undefined) created.use(bearerToken(token));
+  return created;
+}
+
+const client = clientWith(input.token);
 const checks: string[] = [];
 
 function check(condition: unknown, what: string): asserts condition {
@@ -80,11 +104,54 @@ function fail(what: string, status: number, error: unknown): never {
   throw new Error(`${what}: HTTP ${status} ${JSON.stringify(error)}`);
 }
 
+/** What a refused (or, for comparison, an allowed) call looked like to the client. */
+interface Answer {
+  status: number;
+  code: string | undefined;
+  message: string | undefined;
+  challenge: string | null;
+}
+
+function answer(response: Response, error: ErrorBody | undefined): Answer {
+  return {
+    status: response.status,
+    code: error?.code,
+    message: error?.message,
+    challenge: response.headers.get("WWW-Authenticate"),
+  };
+}
+
+/** Tokens mode: a save and a list with no token, then with the read-only token. */
+async function refusals(name: string, model: InputModel): Promise<Record<string, Answer>> {
+  const anonymous = clientWith(undefined);
+  const readOnly = clientWith(input.readOnlyToken);
+  const save = { params: { path: { store: "indexeddb", name } }, body: artifactsOf(model) };
+  const list = { params: { path: { store: "indexeddb" }, query: { prefix: `${input.prefix}/` } } };
+  const seen: Record<string, Answer> = {};
+
+  const anonymousSave = await anonymous.POST("/v1/models/{store}/{name}", save);
+  seen.anonymousSave = answer(anonymousSave.response, anonymousSave.error);
+  check(anonymousSave.data === undefined, "saveModel without a token: no SaveResult");
+  const anonymousList = await anonymous.GET("/v1/models/{store}", list);
+  seen.anonymousList = answer(anonymousList.response, anonymousList.error);
+  check(anonymousList.data === undefined, "listModels without a token: no ModelList");
+
+  const readOnlySave = await readOnly.POST("/v1/models/{store}/{name}", save);
+  seen.readOnlySave = answer(readOnlySave.response, readOnlySave.error);
+  check(readOnlySave.data === undefined, "saveModel with a read-only token: no SaveResult");
+  const readOnlyList = await readOnly.GET("/v1/models/{store}", list);
+  if (!readOnlyList.data) fail("listModels (read-only)", readOnlyList.response.status, 0);
+  check(Object.keys(readOnlyList.data).length === 0, "listModels with a read-only token: empty");
+  seen.readOnlyList = answer(readOnlyList.response, undefined);
+  return seen;
+}
+
 async function main(): Promise<Record<string, unknown>> {
   const { first, second, third } = input.models;
   const nameA = `${input.prefix}/a`;
   const nameB = `${input.prefix}/b`;
   const nameC = `${input.prefix}/c`;
+  const refused = input.token === undefined ? null : await refusals(nameA, first);
 
   // 1. saveModel with the JSON body (ModelArtifacts, base64 weightData).
   const a = { params: { path: { store: "indexeddb", name: nameA } } };
@@ -127,6 +194,7 @@ async function main(): Promise<Record<string, unknown>> {
   if (!listed.data) fail("listModels", listed.response.status, listed.error);
   const listedA = listed.data[`indexeddb://${nameA}`];
   check(listedA !== undefined, "listModels lists the model");
+  check(Object.keys(listed.data).length === 1, "listModels lists nothing else");
   check(
     listedA.weightDataBytes === bytes(second.weights).length,
     "listModels shows the current version",
@@ -218,6 +286,7 @@ async function main(): Promise<Record<string, unknown>> {
     names: { a: modelA.name, b: multipartPost.data.modelUrl, c: copied.data.url },
     versions: modelA.versions.map((version) => version.id),
     error,
+    refused,
   };
 }
 
