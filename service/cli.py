@@ -25,7 +25,7 @@ def serve(args: argparse.Namespace) -> None:
         from uvicorn.config import STARTUP_FAILURE
 
         from modelshelf.service.server import server_config
-        from modelshelf.service.settings import load_settings
+        from modelshelf.service.settings import Settings, load_settings
     except ModuleNotFoundError as error:
         raise SystemExit(
             f"modelshelf: serving needs the server extra, which is not installed "
@@ -36,13 +36,28 @@ def serve(args: argparse.Namespace) -> None:
         settings = load_settings(args.config)
         config = server_config(settings, host=args.host, port=args.port, log_level=args.log_level)
     except (FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"modelshelf: {error}") from None
+        raise SystemExit(f"modelshelf: {_settings_problem(error)}") from None
     stores = ", ".join(settings.store_urls())
-    print(f"modelshelf: stores {stores} on http://{config.host}:{config.port}")
+    served: Settings = config.app.state.settings  # as bound to the address
+    access = "tokens required" if served.auth_mode() == "tokens" else "no tokens needed"
+    print(f"modelshelf: stores {stores} on http://{config.host}:{config.port}, {access}")
     server = uvicorn.Server(config)
     server.run()
     if not server.started:
         raise SystemExit(STARTUP_FAILURE)
+
+
+def _settings_problem(error: Exception) -> str:
+    """What is wrong with the settings, without pydantic's echo of every input value."""
+    problems = getattr(error, "errors", None)
+    if not callable(problems):
+        return str(error)
+    lines = []
+    for problem in problems():
+        where = ".".join(str(part) for part in problem.get("loc", ()))
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        lines.append(f"MODELSHELF_{where.upper()}: {message}" if where else message)
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
