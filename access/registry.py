@@ -11,9 +11,14 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from modelshelf.access.errors import InvalidScopeError, TokenNotFoundError, UnauthorizedError
+from modelshelf.access.errors import (
+    ForbiddenError,
+    InvalidScopeError,
+    TokenNotFoundError,
+    UnauthorizedError,
+)
 from modelshelf.access.scopes import EVERYTHING, Action, Grant, Scope, parse_scopes
 from modelshelf.access.tokens import (
     TokenRecord,
@@ -30,8 +35,8 @@ from modelshelf.modelstore.opening import StoreSettingError
 
 TOKENS_PREFIX = "~tokens/"
 CACHE_SECONDS = 2.0
+EXPIRED_KEPT = timedelta(days=7)  # expired tokens stay listed this long, then are swept
 MAX_CACHED = 10_000
-MAX_SHARE_DEPTH = 8
 
 
 class TokenRegistry:
@@ -102,7 +107,13 @@ class TokenRegistry:
         self, store: str, name: str, version: str | None, expires_in: int, creator: Grant
     ) -> tuple[TokenRecord, str]:
         """A token that reads exactly one model (one version, if given), never outliving
-        ``creator``'s token; the caller has checked that ``creator`` may read it."""
+        ``creator``'s token; the caller has checked that ``creator`` may read it.
+
+        Raises ForbiddenError when ``creator`` is itself a share link: whoever holds a link
+        could otherwise fill the auth store with links of their own.
+        """
+        if creator.only_model is not None:
+            raise ForbiddenError("a share link cannot make share links; ask its owner")
         ceiling = await self._expiry_of(creator)
         label = f"share {store}://{name}" + (f" version {version}" if version else "")
         return await self._issue(
@@ -116,13 +127,23 @@ class TokenRegistry:
         )
 
     async def tokens(self) -> list[TokenRecord]:
-        """Every stored token (secrets are not stored), oldest first."""
-        records = []
+        """Every stored token (secrets are not stored), oldest first.
+
+        Listing also sweeps: tokens expired for over ``EXPIRED_KEPT`` and share links whose
+        token is gone are deleted, so the auth store does not grow without end.
+        """
+        records = {}
         async for item in iter_keys(self.backend, TOKENS_PREFIX):
             record = await self._read(item.key.removeprefix(TOKENS_PREFIX))
             if record is not None:
-                records.append(record)
-        return sorted(records, key=lambda record: record.created_at)
+                records[record.id] = record
+        horizon = self._clock() - EXPIRED_KEPT
+        for record in list(records.values()):
+            orphan = record.parent_id is not None and record.parent_id not in records
+            if orphan or record.expired(horizon):
+                await delete_if_present(self.backend, _key(record.id))
+                del records[record.id]
+        return sorted(records.values(), key=lambda record: record.created_at)
 
     async def revoke(self, token_id: str) -> TokenRecord:
         """Revoke a token: on this replica at once, on the others within ``cache_seconds``."""
@@ -175,17 +196,15 @@ class TokenRegistry:
         return record
 
     async def _check_parents(self, record: TokenRecord) -> None:
-        """A share link works only while every token above it does."""
-        for _ in range(MAX_SHARE_DEPTH):
-            if record.parent_id is None:
-                return
-            try:
-                record = await self._valid_record(record.parent_id)
-            except UnauthorizedError:
-                raise UnauthorizedError(
-                    "this share link ended: the token that made it expired or was revoked"
-                ) from None
-        raise UnauthorizedError("this share link was made from too many nested share links")
+        """A share link works only while the token that made it does."""
+        if record.parent_id is None:
+            return
+        try:
+            await self._valid_record(record.parent_id)
+        except UnauthorizedError:
+            raise UnauthorizedError(
+                "this share link ended: the token that made it expired or was revoked"
+            ) from None
 
     async def _read(self, token_id: str) -> TokenRecord | None:
         cached = self._cache.get(token_id)

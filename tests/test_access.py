@@ -294,3 +294,18 @@ def test_more_than_the_limit_of_failures_locks_an_address_out_for_the_window() -
     attempts.check("10.0.0.2")  # other addresses are not affected
     now[0] = 60.0
     attempts.check("10.0.0.1")  # three failures left in the window: allowed again
+
+
+async def test_listing_sweeps_long_expired_tokens_and_orphaned_share_links(
+    registry: TokenRegistry, backend: MemoryBackend, clock: Clock
+) -> None:
+    await registry.create("short", ["read:*"], 60, EVERYTHING, STORES)
+    parent_record, parent_token = await registry.create("ci", ["read:*"], None, EVERYTHING, STORES)
+    await registry.share("indexeddb", "m", None, 3600, await registry.authenticate(parent_token))
+    await registry.create("kept", ["read:*"], None, EVERYTHING, STORES)
+    clock.now += timedelta(days=1)
+    assert len(await registry.tokens()) == 4  # an expired token stays listed for a while
+    await registry.revoke(parent_record.id)
+    clock.now += timedelta(days=7)
+    assert [record.name for record in await registry.tokens()] == ["kept"]
+    assert len([item async for item in iter_keys(backend)]) == 1

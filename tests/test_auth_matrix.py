@@ -424,3 +424,16 @@ async def test_more_than_20_failures_a_minute_are_answered_429(shelf: Shelf) -> 
     assert locked.json()["code"] == "too_many_requests"
     assert 1 <= int(locked.headers["retry-after"]) <= 60
     assert (await shelf.http.get("/healthz")).status_code == 200  # health checks stay open
+
+
+async def test_a_share_link_cannot_make_share_links(shelf: Shelf) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    share = f"/v1/models/indexeddb/{MODEL}/~share"
+    link = (await shelf.http.post(share, headers=admin, json={})).json()
+    before = await shelf.snapshot()
+    again = await shelf.http.post(
+        share, headers={"Authorization": f"Bearer {link['token']}"}, json={}
+    )
+    assert again.status_code == 403, again.text
+    assert "share link cannot make share links" in again.json()["message"]
+    assert await shelf.snapshot() == before
