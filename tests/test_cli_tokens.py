@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -13,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from modelshelf.cli import EXIT_NOT_ALLOWED, parse_duration
+from tests.support.tfjs import tfjs
 
 FIXTURE = Path(__file__).parent / "fixtures" / "graph_model"
 ADMIN = "ADMIN"
@@ -188,3 +191,18 @@ def test_help_describes_the_token_commands(command: list[str], shown: list[str])
     )
     for text in shown:
         assert text in result.stdout, text
+
+
+@pytest.mark.node
+def test_a_shared_model_loads_in_tfjs_with_the_link_alone(server: str) -> None:
+    # TF.js copies model.json's query (the token) onto every weight URL (protocol doc §5).
+    cli(server, "push", str(FIXTURE), "file://tfjs/graph")
+    url = cli(server, "share", "file://tfjs/graph").stdout.strip()
+    x = [[1.0, -2.0, 0.5]]
+    loaded = tfjs("load-graph", "--url", url, "--input", json.dumps(x))
+    spec = importlib.util.spec_from_file_location("fixture", FIXTURE.parent / "make_graph_model.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    want = np.asarray(module.expected_output(np.array(x, dtype=np.float32)), dtype=np.float32)
+    np.testing.assert_array_equal(np.array(loaded["outputs"], dtype=np.float32), want)
