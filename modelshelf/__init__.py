@@ -7,6 +7,10 @@ The SDK mirrors ``tf.io``: ``save``, ``load``, ``list_models``, ``remove_model``
     with modelshelf.Client("http://127.0.0.1:8000") as shelf:
         artifacts = shelf.load("indexeddb://my-model")
         weights = artifacts.weights()            # {"dense/kernel": np.ndarray, ...}
+
+With ``MODELSHELF_AUTH=tokens`` the client sends ``token=`` (or ``MODELSHELF_TOKEN``); an
+admin issues tokens with ``create_token`` and anyone who may read a model hands out a
+read-only link to it with ``share``, which ``load`` (or TF.js) reads with no other token.
 """
 
 from modelshelf._artifacts import ModelArtifacts
@@ -27,6 +31,7 @@ from modelshelf._exceptions import (
 )
 from modelshelf._weights import decode_weights, encode_weights
 from modelshelf.schemas.artifacts import ModelArtifactsInfo, SaveResult
+from modelshelf.schemas.tokens import CreatedToken, ShareLink, TokenInfo
 from modelshelf.schemas.versions import ModelInfo, VersionInfo
 
 __version__ = "0.1.0"
@@ -34,6 +39,7 @@ __all__ = [
     "AsyncClient",
     "Client",
     "ConflictError",
+    "CreatedToken",
     "ForbiddenError",
     "InvalidModelError",
     "InvalidRequestError",
@@ -45,6 +51,8 @@ __all__ = [
     "QuotaExceededError",
     "SaveResult",
     "ServerError",
+    "ShareLink",
+    "TokenInfo",
     "TooLargeError",
     "TooManyRequestsError",
     "UnauthorizedError",

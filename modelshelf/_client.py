@@ -6,10 +6,11 @@ import asyncio
 import json
 import os
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -22,11 +23,13 @@ from modelshelf._files import (
     unpack_export,
 )
 from modelshelf._multipart import CHUNK_BYTES, Part, Progress, multipart_body
-from modelshelf._urls import ModelURL, store_and_prefix
+from modelshelf._urls import LoadSource, ModelURL, store_and_prefix
 from modelshelf.schemas.artifacts import ModelArtifactsInfo, SaveResult
+from modelshelf.schemas.tokens import CreatedToken, ShareLink, TokenInfo, TokenList
 from modelshelf.schemas.versions import ModelInfo, StoreInfo, StoreList, VersionInfo
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+TOKEN_VARIABLE = "MODELSHELF_TOKEN"
 T = TypeVar("T")
 WeightSource = bytes | Path | Iterable[bytes]
 
@@ -36,7 +39,8 @@ class AsyncClient:
 
     Args:
         base_url: the server, e.g. ``http://127.0.0.1:8000``; defaults to ``MODELSHELF_URL``.
-        token: sent as ``Authorization: Bearer TOKEN``.
+        token: sent as ``Authorization: Bearer TOKEN``; defaults to ``MODELSHELF_TOKEN``
+            (``token=""`` sends none even when that is set).
         headers: extra headers on every request.
         timeout: seconds, or an ``httpx.Timeout``.
     """
@@ -51,11 +55,14 @@ class AsyncClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = (base_url or os.environ.get("MODELSHELF_URL") or DEFAULT_URL).rstrip("/")
-        all_headers = dict(headers or {})
-        if token:
-            all_headers["Authorization"] = f"Bearer {token}"
+        if token is None:
+            token = os.environ.get(TOKEN_VARIABLE)
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=all_headers, timeout=timeout, transport=transport
+            base_url=self.base_url,
+            headers=headers,
+            auth=BearerToken(token) if token else None,
+            timeout=timeout,
+            transport=transport,
         )
 
     # -- saving ----------------------------------------------------------------------------
@@ -102,24 +109,40 @@ class AsyncClient:
     # -- loading ---------------------------------------------------------------------------
 
     async def load(self, url: str, version: str | None = None) -> ModelArtifacts:
-        """Load a model (the current version by default) with its weights in memory."""
-        model = ModelURL.parse(url)
-        response = await self._send("GET", f"{model.path}/model.json", params=_version(version))
-        document = response.json()
+        """Load a model (the current version by default) with its weights in memory.
+
+        Args:
+            url: a model URL (``indexeddb://my-model``), or a share link's URL as
+                ``share`` returns it, which loads with the link's own token (never this
+                client's) from the server the link names.
+            version: a version id; for a share link, replaces the link's own.
+
+        Raises:
+            NotFoundError: no such model or version.
+            UnauthorizedError: the token (or the share link) is not valid, or has ended.
+            ForbiddenError: the token may not read this model or version.
+        """
+        source = LoadSource.parse(url)
+        document = await self._model_json(source, source.model_json_query(version))
         data = bytearray()
         for group in document.get("weightsManifest") or []:
             for path in group["paths"]:
-                data += (await self._send("GET", f"{model.path}/{path}")).content
+                weights = await self._send(
+                    "GET", source.folder + path, params=source.query, **_credentials(source)
+                )
+                data += weights.content
         return ModelArtifacts.from_model_json(document, bytes(data))
 
     async def load_model_json(
         self, url: str, version: str | None = None, *, original: bool = False
     ) -> dict[str, Any]:
-        """model.json as served (weight paths point at the version) or as it was saved."""
-        params = {**_version(version), **({"original": "true"} if original else {})}
-        response = await self._send("GET", f"{ModelURL.parse(url).path}/model.json", params=params)
-        document: dict[str, Any] = response.json()
-        return document
+        """model.json as served (weight paths point at the version) or as it was saved.
+
+        ``url`` is a model URL or a share link's URL, as for ``load``.
+        """
+        source = LoadSource.parse(url)
+        params = {**source.model_json_query(version), **({"original": "true"} if original else {})}
+        return await self._model_json(source, params)
 
     async def pull(
         self,
@@ -214,7 +237,71 @@ class AsyncClient:
         """Move a model with all its versions; the source goes only once the copy is verified."""
         return await self._transfer("/v1/move", source, destination)
 
+    # -- tokens and share links -------------------------------------------------------------
+
+    async def create_token(
+        self, name: str, scopes: str | Sequence[str], expires_in: int | None = None
+    ) -> CreatedToken:
+        """Issue a token (needs ``admin:*``); the answer holds its secret, shown only this once.
+
+        Args:
+            name: a label for people, e.g. ``"ci"``.
+            scopes: ``ACTION:STORE[/NAME]`` each, e.g. ``["write:indexeddb/team/*", "read:*"]``
+                (one scope may be given as a string).
+            expires_in: seconds until the token expires; never, if None.
+
+        Raises:
+            InvalidRequestError: a scope does not parse, or names an unknown store.
+            ForbiddenError: this client's token lacks ``admin:*``.
+            ConflictError: the server runs with tokens off (``MODELSHELF_AUTH=none``).
+        """
+        scope_list = [scopes] if isinstance(scopes, str) else list(scopes)
+        body = {"name": name, "scopes": scope_list, "expiresIn": expires_in}
+        response = await self._send("POST", "/v1/tokens", json=body)
+        return CreatedToken.model_validate(response.json())
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        """Every token and share link, oldest first (needs ``admin:*``), without secrets."""
+        response = await self._send("GET", "/v1/tokens")
+        return TokenList.model_validate(response.json()).tokens
+
+    async def revoke_token(self, token_id: str) -> TokenInfo:
+        """Revoke a token by its id (needs ``admin:*``); share links it made end with it.
+
+        Raises:
+            NotFoundError: no token has this id.
+        """
+        response = await self._send("DELETE", f"/v1/tokens/{quote(token_id, safe='')}")
+        return TokenInfo.model_validate(response.json())
+
+    async def share(
+        self, url: str, expires_in: int = 3600, version: str | None = None
+    ) -> ShareLink:
+        """A model.json URL that loads ``url`` with no other credentials until it expires.
+
+        The link reads this one model (only ``version``, if given) and never outlives this
+        client's token. Load it with ``load(link.url)``, TF.js's ``loadLayersModel`` or
+        ``loadGraphModel``, or any HTTP client.
+
+        Raises:
+            NotFoundError: no such model or version.
+            ForbiddenError: this client's token may not read the model.
+            ConflictError: the server runs with tokens off (``MODELSHELF_AUTH=none``).
+        """
+        body: dict[str, Any] = {"expiresIn": expires_in}
+        if version:
+            body["version"] = version
+        response = await self._send("POST", f"{ModelURL.parse(url).path}/~share", json=body)
+        return ShareLink.model_validate(response.json())
+
     # -- plumbing --------------------------------------------------------------------------
+
+    async def _model_json(self, source: LoadSource, params: dict[str, str]) -> dict[str, Any]:
+        response = await self._send(
+            "GET", source.folder + "model.json", params=params, **_credentials(source)
+        )
+        document: dict[str, Any] = response.json()
+        return document
 
     async def _transfer(self, route: str, source: str, destination: str) -> ModelInfo:
         ModelURL.parse(source), ModelURL.parse(destination)
@@ -235,11 +322,9 @@ class AsyncClient:
         try:
             response = await self._http.request(method, path, **options)
         except httpx.TransportError as error:
-            raise self._unreachable(error) from error
+            raise self._unreachable(error, path) from error
         if response.is_error:
-            raise error_for(
-                response.status_code, _json_or_none(response), response.headers.get("retry-after")
-            )
+            raise _error_of(response)
         return response
 
     async def _download(
@@ -256,7 +341,7 @@ class AsyncClient:
             async with self._http.stream("GET", path, params=params) as response:
                 if response.is_error:
                     await response.aread()
-                    raise error_for(response.status_code, _json_or_none(response))
+                    raise _error_of(response)
                 total = total if total is not None else _length(response)
                 async for block in _blocks(response.aiter_bytes(), CHUNK_BYTES):
                     await asyncio.to_thread(sink.write, block)
@@ -266,13 +351,19 @@ class AsyncClient:
             await asyncio.to_thread(sink.commit)
         except httpx.TransportError as error:
             await asyncio.to_thread(sink.discard)
-            raise self._unreachable(error) from error
+            raise self._unreachable(error, path) from error
         except BaseException:
             await asyncio.to_thread(sink.discard)
             raise
         return done
 
-    def _unreachable(self, error: Exception) -> ModelshelfError:
+    def _unreachable(self, error: Exception, path: str = "") -> ModelshelfError:
+        target = urlsplit(path)
+        if target.scheme:  # a share link names its own server
+            return UnavailableError(
+                f"cannot reach the modelshelf server at {target.scheme}://{target.netloc} "
+                f"({error}); the share link names it"
+            )
         return UnavailableError(
             f"cannot reach the modelshelf server at {self.base_url} ({error}); is it running? "
             f"Set MODELSHELF_URL or pass --server"
@@ -291,7 +382,9 @@ class AsyncClient:
 class Client:
     """The blocking client: every ``AsyncClient`` method, run on a private event loop thread.
 
-    Works the same in scripts and in notebooks (whose own loop is left alone).
+    Works the same in scripts and in notebooks (whose own loop is left alone). Takes the
+    options of ``AsyncClient``: the server is ``base_url`` or ``MODELSHELF_URL``, the token
+    ``token=`` or ``MODELSHELF_TOKEN`` (``token=""`` sends none).
     """
 
     def __init__(self, base_url: str | None = None, **options: Any) -> None:
@@ -373,6 +466,20 @@ class Client:
     def move_model(self, source: str, destination: str) -> ModelInfo:
         return self._run(self._async.move_model(source, destination))
 
+    def create_token(
+        self, name: str, scopes: str | Sequence[str], expires_in: int | None = None
+    ) -> CreatedToken:
+        return self._run(self._async.create_token(name, scopes, expires_in))
+
+    def list_tokens(self) -> list[TokenInfo]:
+        return self._run(self._async.list_tokens())
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        return self._run(self._async.revoke_token(token_id))
+
+    def share(self, url: str, expires_in: int = 3600, version: str | None = None) -> ShareLink:
+        return self._run(self._async.share(url, expires_in, version))
+
     def close(self) -> None:
         if self._loop.is_closed():
             return
@@ -394,6 +501,29 @@ class Client:
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+
+class BearerToken(httpx.Auth):
+    """``Authorization: Bearer TOKEN`` as httpx auth, so one request can go without it."""
+
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+
+def _credentials(source: LoadSource) -> dict[str, Any]:
+    """No client token with a share link: its own is in its query, and another server's
+    link must not receive this server's token."""
+    return {"auth": None} if source.shared else {}
+
+
+def _error_of(response: httpx.Response) -> ModelshelfError:
+    return error_for(
+        response.status_code, _json_or_none(response), response.headers.get("retry-after")
+    )
 
 
 async def _make_async_client(base_url: str | None, options: dict[str, Any]) -> AsyncClient:

@@ -1,11 +1,19 @@
-"""Model URLs as TF.js writes them (``indexeddb://my-model``) and their REST paths."""
+"""Model URLs as TF.js writes them (``indexeddb://my-model``) and their REST paths.
+
+``load`` also takes a share link's URL (``http://HOST/v1/models/STORE/NAME/model.json?token=``),
+read as TF.js reads any model.json URL: weight paths resolve against its folder and carry
+its query string.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from urllib.parse import quote
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from modelshelf._exceptions import InvalidRequestError
+
+HTTP_SCHEMES = ("http", "https")
+MODEL_JSON = "model.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +26,11 @@ class ModelURL:
     @classmethod
     def parse(cls, url: str) -> ModelURL:
         store, separator, name = url.partition("://")
+        if store in HTTP_SCHEMES:
+            raise InvalidRequestError(
+                f"{url!r} is an HTTP URL, not a model URL: write STORE://NAME, e.g. "
+                f"indexeddb://my-model (only load and load_model_json read a share link's URL)"
+            )
         if not separator or not store or not name or "/" in store:
             raise InvalidRequestError(
                 f"{url!r} is not a model URL; write it as STORE://NAME, e.g. indexeddb://my-model"
@@ -31,6 +44,45 @@ class ModelURL:
     def path(self) -> str:
         """``/v1/models/STORE/NAME``, percent-encoded."""
         return f"/v1/models/{quote(self.store, safe='')}/{quote(self.name, safe='/~')}"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSource:
+    """Where a load reads model.json and the weight files its manifest names.
+
+    Attributes:
+        folder: the path (or, for a share link, the absolute URL) that model.json and its
+            weight paths resolve in; ends with ``/``.
+        query: a share link's query string (its token, maybe a version), sent with model.json
+            and copied onto every weight URL as TF.js does.
+        shared: a share link, which carries its own token: the client's is never sent with it.
+    """
+
+    folder: str
+    query: dict[str, str] = field(default_factory=dict)
+    shared: bool = False
+
+    @classmethod
+    def parse(cls, url: str) -> LoadSource:
+        """A model URL (``STORE://NAME``) or a share link's model.json URL.
+
+        Raises InvalidRequestError for anything else.
+        """
+        if url.partition("://")[0] not in HTTP_SCHEMES:
+            return cls(ModelURL.parse(url).path + "/")
+        link = urlsplit(url)
+        query = dict(parse_qsl(link.query))
+        if not link.path.endswith(f"/{MODEL_JSON}") or "/v1/models/" not in link.path:
+            raise InvalidRequestError(
+                f"{url!r} is not a share link: it reads http://HOST/v1/models/STORE/NAME/"
+                f"model.json?token=TOKEN, as `modelshelf share` prints it"
+            )
+        folder = link.path.removesuffix(MODEL_JSON)
+        return cls(urlunsplit((link.scheme, link.netloc, folder, "", "")), query, shared=True)
+
+    def model_json_query(self, version: str | None) -> dict[str, str]:
+        """The query of model.json: the link's, with ``version`` (when given) replacing its own."""
+        return {**self.query, **({"version": version} if version else {})}
 
 
 def store_and_prefix(store_or_prefix_url: str) -> tuple[str, str]:

@@ -1,27 +1,64 @@
-"""The ``modelshelf`` command: run the server, and move models in and out of it.
+"""The ``modelshelf`` command: run the server, move models in and out of it, hand out tokens.
 
 Exit codes: 0 done, 1 failed (the message says why), 2 usage error, 3 not found,
-4 server unreachable.
+4 server unreachable, 5 not allowed (no valid token, a scope the token lacks, or too many
+failed attempts).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from modelshelf._terminal import ProgressCallback, print_table, progress_bar, size_text
+from modelshelf.schemas.tokens import TEN_YEARS_SECONDS
 
-EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNREACHABLE = 1, 2, 3, 4
+EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_NOT_ALLOWED = 1, 2, 3, 4, 5
 EPILOG = """model URLs are written as TF.js writes them: STORE://NAME, e.g. indexeddb://my-model,
 file://team/resnet, s3://prod/classifier. The server is --server or MODELSHELF_URL
-(default http://127.0.0.1:8000).
+(default http://127.0.0.1:8000); the token, when it asks for one, --token or MODELSHELF_TOKEN.
 
-exit codes: 0 done, 1 failed, 2 usage error, 3 not found, 4 server unreachable"""
+exit codes: 0 done, 1 failed, 2 usage error, 3 not found, 4 server unreachable,
+5 not allowed (no valid token, a scope the token lacks, or too many failed attempts)"""
+DURATION_FORMS = "90 (seconds), 30s, 15m, 1h, 7d or 2w"
+_DURATION = re.compile(r"([0-9]+)([smhdw]?)")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+SCOPE_HELP = (
+    "ACTION:STORE[/NAME]: ACTION is read, write, delete or admin; STORE a store or *; NAME a "
+    "model name, or a prefix ending in *. Repeat for more scopes"
+)
+_EXAMPLES = {
+    "share": """examples:
+  modelshelf share indexeddb://my-model
+  modelshelf share indexeddb://my-model --expires 7d --version 20261201T000000000000Z-1a2b3c4d
+
+The URL loads with no other credentials: in tf.loadLayersModel(url), curl, or
+modelshelf.Client().load(url). It reads this model only, until it expires or the token that
+made it is revoked. It needs a server run with MODELSHELF_AUTH=tokens and a token that may
+read the model.""",
+    "token create": """examples:
+  modelshelf token create ci --scope 'write:indexeddb/team/*' --scope 'read:*' --expires 90d
+  TOKEN=$(modelshelf token create reader --scope read:file)
+
+The token is printed once, alone on stdout; it is never shown again. Creating, listing and
+revoking tokens need a token with admin:* (such as the server's MODELSHELF_ADMIN_TOKEN).""",
+    "token ls": """examples:
+  modelshelf token ls
+  modelshelf token ls --json
+
+Lists every token and share link, oldest first; never their secrets.""",
+    "token revoke": """examples:
+  modelshelf token revoke 0123456789abcdef
+
+Every server over the same auth store refuses the token within seconds, and the share
+links it made end with it.""",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,20 +71,27 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _serve_parser(commands)
     for name, help_text, arguments in _CLIENT_COMMANDS:
-        sub = commands.add_parser(
-            name,
-            help=help_text,
-            description=help_text,
-            epilog=EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
+        sub = _command_parser(commands, name, help_text)
         for argument, argument_help in arguments:
             if name == "ls":
                 sub.add_argument(argument, help=argument_help, nargs="?", default="")
             else:
                 sub.add_argument(argument, help=argument_help)
         _client_options(sub, name)
+    _token_parser(commands)
     return parser
+
+
+def _command_parser(commands: Any, name: str, help_text: str, key: str = "") -> Any:
+    """A subcommand whose --help shows its description, examples and the common epilog."""
+    examples = _EXAMPLES.get(key or name)
+    return commands.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=f"{examples}\n\n{EPILOG}" if examples else EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 _CLIENT_COMMANDS: list[tuple[str, str, list[tuple[str, str]]]] = [
@@ -87,6 +131,11 @@ _CLIENT_COMMANDS: list[tuple[str, str, list[tuple[str, str]]]] = [
         "move a model with all its versions; the source goes once the copy is verified",
         [("source", "model URL"), ("destination", "model URL")],
     ),
+    (
+        "share",
+        "print a URL that loads a model with no other credentials, until it expires",
+        [("url", "model URL")],
+    ),
 ]
 
 
@@ -102,12 +151,75 @@ def _serve_parser(commands: Any) -> None:
     add_serve_arguments(serve)
 
 
+def _token_parser(commands: Any) -> None:
+    token = commands.add_parser(
+        "token",
+        help="create, list and revoke tokens (needs a token with admin:*)",
+        description="Tokens of a server run with MODELSHELF_AUTH=tokens. Every action needs\n"
+        "a token with admin:*, such as the server's MODELSHELF_ADMIN_TOKEN.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = _command_parser(
+        actions, "create", "create a token and print it (the only time it is shown)", "token create"
+    )
+    create.add_argument("name", help="a label for people, e.g. ci")
+    create.add_argument(
+        "--scope", action="append", required=True, dest="scopes", metavar="SCOPE", help=SCOPE_HELP
+    )
+    create.add_argument(
+        "--expires",
+        type=parse_duration,
+        metavar="DURATION",
+        help=f"how long the token works: {DURATION_FORMS} (default: until revoked)",
+    )
+    _client_options(create, "token create")
+    listing = _command_parser(
+        actions, "ls", "list tokens and share links: id, name, scopes, created, expires", "token ls"
+    )
+    _client_options(listing, "token ls")
+    revoke = _command_parser(actions, "revoke", "revoke a token by its id", "token revoke")
+    revoke.add_argument("id", help="the token's id, as 'modelshelf token ls' shows it")
+    _client_options(revoke, "token revoke")
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in a duration as --expires takes it: ``90`` (seconds), ``30s``, ``15m``, ``1h``,
+    ``7d`` or ``2w``.
+
+    Raises:
+        argparse.ArgumentTypeError: naming the accepted forms (argparse exits with 2).
+    """
+    match = _DURATION.fullmatch(text)
+    seconds = int(match[1]) * _UNIT_SECONDS[match[2]] if match else 0
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration; write a whole number above 0 with an optional unit "
+            f"s, m, h, d or w: {DURATION_FORMS}"
+        )
+    if seconds > TEN_YEARS_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than the 10 years a server allows")
+    return seconds
+
+
 def _client_options(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--server", metavar="URL", help="the server (default: MODELSHELF_URL)")
     parser.add_argument("--token", help="bearer token sent as Authorization (MODELSHELF_TOKEN)")
     parser.add_argument("--json", action="store_true", help="print JSON, for scripts")
     if command in ("pull", "export", "rm"):
         parser.add_argument("--version", help="a version id (default: the current version)")
+    if command == "share":
+        parser.add_argument(
+            "--expires",
+            type=parse_duration,
+            default=3600,
+            metavar="DURATION",
+            help=f"how long the link works: {DURATION_FORMS} (default: 1h)",
+        )
+        parser.add_argument(
+            "--version", help="share only this version (default: whichever is current on load)"
+        )
     if command == "export":
         parser.add_argument("--prefix", help="file prefix (default: the name's last segment)")
     if command in ("push", "pull", "export"):
@@ -127,21 +239,30 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _run_client_command(args: argparse.Namespace) -> int:
     from modelshelf import (
         Client,
+        ForbiddenError,
         InvalidModelError,
         InvalidRequestError,
         ModelshelfError,
         NotFoundError,
+        TooManyRequestsError,
+        UnauthorizedError,
         UnavailableError,
     )
 
-    token = args.token or os.environ.get("MODELSHELF_TOKEN")
     try:
-        with Client(args.server, token=token, timeout=600.0) as client:
-            _COMMANDS[args.command](client, args)
+        # The client reads MODELSHELF_TOKEN itself when --token is not given.
+        with Client(args.server, token=args.token, timeout=600.0) as client:
+            _COMMANDS[_command_name(args)](client, args)
     except NotFoundError as error:
         return _fail(error.message, EXIT_NOT_FOUND)
     except UnavailableError as error:
         return _fail(error.message, EXIT_UNREACHABLE)
+    except UnauthorizedError as error:
+        return _fail(
+            f"{error.message} (the CLI sends --token or MODELSHELF_TOKEN)", EXIT_NOT_ALLOWED
+        )
+    except (ForbiddenError, TooManyRequestsError) as error:
+        return _fail(error.message, EXIT_NOT_ALLOWED)
     except InvalidModelError as error:
         return _fail(error.message, EXIT_FAILED)
     except InvalidRequestError as error:
@@ -151,6 +272,10 @@ def _run_client_command(args: argparse.Namespace) -> int:
     except OSError as error:
         return _fail(f"{error}", EXIT_FAILED)
     return 0
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    return f"token {args.token_command}" if args.command == "token" else str(args.command)
 
 
 def _fail(message: str, code: int) -> int:
@@ -227,6 +352,49 @@ def _mv(client: Any, args: argparse.Namespace) -> None:
     _print(args, info.model_dump(), f"moved {args.source} to {info.url}")
 
 
+def _share(client: Any, args: argparse.Namespace) -> None:
+    link = client.share(args.url, args.expires, args.version)
+    if args.json:
+        _print(args, link.model_dump(mode="json"), "")
+        return
+    print(link.url)  # alone on stdout, for $(modelshelf share ...)
+    print(
+        f"anyone with this URL may load {args.url} until {_when(link.expiresAt)}", file=sys.stderr
+    )
+
+
+def _token_create(client: Any, args: argparse.Namespace) -> None:
+    created = client.create_token(args.name, args.scopes, args.expires)
+    if args.json:
+        _print(args, created.model_dump(mode="json"), "")
+        return
+    print(created.token)  # alone on stdout, for TOKEN=$(modelshelf token create ...)
+    print(
+        f"created token {created.name!r} (id {created.id}) with {', '.join(created.scopes)}, "
+        f"expires {_when(created.expiresAt)}; it will not be shown again, so store it now",
+        file=sys.stderr,
+    )
+
+
+def _token_ls(client: Any, args: argparse.Namespace) -> None:
+    tokens = client.list_tokens()
+    rows = [
+        [t.id, t.name, ",".join(t.scopes), _when(t.createdAt), _when(t.expiresAt)] for t in tokens
+    ]
+    headers = ["id", "name", "scopes", "created", "expires"]
+    data = [t.model_dump(mode="json") for t in tokens]
+    _print_rows(args, data, headers, rows, empty="no tokens")
+
+
+def _token_revoke(client: Any, args: argparse.Namespace) -> None:
+    info = client.revoke_token(args.id)
+    _print(args, info.model_dump(mode="json"), f"revoked token {info.name!r} (id {info.id})")
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}" if moment else "never"
+
+
 _COMMANDS: dict[str, Callable[[Any, argparse.Namespace], None]] = {
     "push": _push,
     "pull": _pull,
@@ -237,6 +405,10 @@ _COMMANDS: dict[str, Callable[[Any, argparse.Namespace], None]] = {
     "rm": _rm,
     "cp": _cp,
     "mv": _mv,
+    "share": _share,
+    "token create": _token_create,
+    "token ls": _token_ls,
+    "token revoke": _token_revoke,
 }
 
 
