@@ -437,3 +437,23 @@ async def test_a_share_link_cannot_make_share_links(shelf: Shelf) -> None:
     assert again.status_code == 403, again.text
     assert "share link cannot make share links" in again.json()["message"]
     assert await shelf.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [op for op in OPERATIONS.values() if op.query_token],
+    ids=[name for name, op in OPERATIONS.items() if op.query_token],
+)
+async def test_head_of_a_load_takes_the_query_token_and_answers_what_get_would(
+    shelf: Shelf, operation: Operation
+) -> None:
+    token = await shelf.token("read:indexeddb/team/*")
+    url = f"{operation.url(shelf)}?token={token}"
+    got, head = await shelf.http.get(url), await shelf.http.head(url)
+    assert (got.status_code, head.status_code) == (200, 200)
+    assert head.content == b""
+    for header in ("content-length", "content-type", "etag", "x-model-version"):
+        assert head.headers.get(header) == got.headers.get(header), header
+    assert int(head.headers["content-length"]) == len(got.content)
+    refused = await shelf.http.head(operation.url(shelf))
+    assert refused.status_code == 401

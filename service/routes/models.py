@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from modelshelf.access import Action, Grant
-from modelshelf.modelstore import ModelStore
+from modelshelf.modelstore import ModelStore, ObjectStream
 from modelshelf.modelstore.exports import downloads_model_json, downloads_prefix, joined_weights
 from modelshelf.schemas.artifacts import ModelJSON, SaveResult
 from modelshelf.schemas.errors import ErrorCode
@@ -143,7 +143,7 @@ async def load_model_json(
         await stream.aclose()
         return Response(status_code=304, headers=headers)
     headers["Content-Length"] = str(stream.info.size)
-    return StreamingResponse(_closing(stream), media_type="application/json", headers=headers)
+    return await _streamed(request, stream, "application/json", headers)
 
 
 def _model_json_headers(version_id: str, *, original: bool) -> dict[str, str]:
@@ -173,9 +173,17 @@ async def load_weight_file(
     if _matches(request, etag):
         await stream.aclose()
         return Response(status_code=304, headers={"ETag": etag, "Cache-Control": IMMUTABLE})
-    return StreamingResponse(
-        _closing(stream), media_type="application/octet-stream", headers=headers
-    )
+    return await _streamed(request, stream, "application/octet-stream", headers)
+
+
+async def _streamed(
+    request: Request, stream: ObjectStream, media_type: str, headers: dict[str, str]
+) -> Response:
+    """The stream as the body; for HEAD, only the headers, and no byte is read."""
+    if request.method == "HEAD":
+        await stream.aclose()
+        return Response(media_type=media_type, headers=headers)
+    return StreamingResponse(_closing(stream), media_type=media_type, headers=headers)
 
 
 async def _closing(stream: Any) -> AsyncIterator[bytes]:
@@ -302,6 +310,7 @@ _ZIP_CONTENT = {"application/zip": {"schema": {"type": "string", "format": "bina
     },
 )
 async def export_model(
+    request: Request,
     store: StoreDep,
     name: str,
     grant: LoadGrantDep,
@@ -328,4 +337,17 @@ async def export_model(
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(chosen)}.zip",
         "X-Model-Version": info.id,
     }
+    if request.method == "HEAD":  # the archive's length is known without reading a byte
+        return Response(media_type="application/zip", headers=headers)
     return StreamingResponse(archive, media_type="application/zip", headers=headers)
+
+
+# HEAD answers what GET would, without a body: loaders and caches probe with it, and a
+# share link's ?token= works on it too (service.auth). Kept out of the OpenAPI document,
+# where each GET already describes the answer.
+for _path, _load in (
+    (MODEL_PATH + "/model.json", load_model_json),
+    (MODEL_PATH + "/~v/{version}/{path:path}", load_weight_file),
+    (MODEL_PATH + "/~export", export_model),
+):
+    router.add_api_route(_path, _load, methods=["HEAD"], include_in_schema=False)
