@@ -23,28 +23,13 @@ import pytest
 
 from tests.support.live_server import free_port
 from tests.support.tfjs import JS_DIR, require_tfjs
+from tests.support.tokens import bearer, issue_token
 
 pytestmark = [pytest.mark.browser, pytest.mark.node]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 ADMIN = "admin-token-browser"
 STORE = "indexeddb"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def issue(url: str, name: str, scopes: list[str]) -> str:
-    response = httpx.post(
-        f"{url}/v1/tokens",
-        headers=bearer(ADMIN),
-        json={"name": name, "scopes": scopes, "expiresIn": 3600},
-        timeout=30,
-    )
-    assert response.status_code == 201, response.text
-    token: str = response.json()["token"]
-    return token
 
 
 def run_page(server: str, page_port: int, params: dict[str, str]) -> dict[str, Any]:
@@ -75,8 +60,10 @@ def test_cross_origin_page_saves_with_a_bearer_header_and_loads_with_the_token_q
     page_origin = f"http://127.0.0.1:{page_port}"
     server = serve_module(STORE, auth="tokens", admin_token=ADMIN, cors_origins=[page_origin])
     prefix = f"browser-{uuid.uuid4().hex[:6]}"
-    writer = issue(server, "page-writer", [f"write:{STORE}/{prefix}/*", f"read:{STORE}"])
-    reader = issue(server, "page-reader", [f"read:{STORE}"])
+    writer = issue_token(
+        server, ADMIN, "page-writer", [f"write:{STORE}/{prefix}/*", f"read:{STORE}"]
+    )
+    reader = issue_token(server, ADMIN, "page-reader", [f"read:{STORE}"])
 
     result = run_page(
         server, page_port, {"store": STORE, "prefix": prefix, "writer": writer, "reader": reader}

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from tests.support.tfjs import tfjs
+from tests.support.tokens import bearer, issue_token
 
 pytestmark = pytest.mark.node
 ADMIN = "admin-token-e2e-tfjs"
@@ -38,27 +39,13 @@ class TokenServer:
     reader: str  # read:*
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def issue(url: str, name: str, scopes: list[str]) -> str:
-    response = httpx.post(
-        f"{url}/v1/tokens",
-        headers=bearer(ADMIN),
-        json={"name": name, "scopes": scopes, "expiresIn": 3600},
-        timeout=30,
-    )
-    assert response.status_code == 201, response.text
-    token: str = response.json()["token"]
-    return token
-
-
 @pytest.fixture(scope="module")
 def server(serve_module: Callable[..., str]) -> TokenServer:
     url = serve_module("indexeddb", "file", auth="tokens", admin_token=ADMIN)
-    writer = issue(url, "tfjs-writer", ["write:indexeddb/team/*", "write:file/team/*", "read:*"])
-    return TokenServer(url, writer, issue(url, "tfjs-reader", ["read:*"]))
+    writer = issue_token(
+        url, ADMIN, "tfjs-writer", ["write:indexeddb/team/*", "write:file/team/*", "read:*"]
+    )
+    return TokenServer(url, writer, issue_token(url, ADMIN, "tfjs-reader", ["read:*"]))
 
 
 def unique(prefix: str) -> str:

@@ -38,6 +38,7 @@ import httpx
 import pytest
 
 from tests.modelfactory import ModelFixture, dense_model
+from tests.support.tokens import issue_token
 
 pytestmark = pytest.mark.clients
 
@@ -58,25 +59,13 @@ class Server:
     read_only_token: str | None = None  # tokens mode: read:*
 
 
-def issue(url: str, name: str, scopes: list[str]) -> str:
-    response = httpx.post(
-        f"{url}/v1/tokens",
-        headers={"Authorization": f"Bearer {ADMIN}"},
-        json={"name": name, "scopes": scopes, "expiresIn": 3600},
-        timeout=30,
-    )
-    assert response.status_code == 201, response.text
-    token: str = response.json()["token"]
-    return token
-
-
 @pytest.fixture(scope="module")
 def tokens_server(serve_module: Callable[..., str]) -> Server:
     url = serve_module("indexeddb", "file", auth="tokens", admin_token=ADMIN)
     return Server(
         url,
-        token=issue(url, "generated-client", ["read:*", "write:*", "delete:*"]),
-        read_only_token=issue(url, "generated-client-read-only", ["read:*"]),
+        token=issue_token(url, ADMIN, "generated-client", ["read:*", "write:*", "delete:*"]),
+        read_only_token=issue_token(url, ADMIN, "generated-client-read-only", ["read:*"]),
     )
 
 

@@ -19,6 +19,7 @@ import {chromium} from 'playwright-core';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const FILES = {
   '/': [path.join(here, 'browser/page.html'), 'text/html'],
+  '/common.js': [path.join(here, 'browser/common.js'), 'text/javascript'],
   '/scenario.js': [path.join(here, 'browser/scenario.js'), 'text/javascript'],
   '/auth': [path.join(here, 'browser/auth.html'), 'text/html'],
   '/auth_scenario.js': [path.join(here, 'browser/auth_scenario.js'), 'text/javascript'],

@@ -12,20 +12,7 @@ const store = params.get('store');
 const prefix = params.get('prefix');
 const writer = params.get('writer');
 const reader = params.get('reader');
-const log = (line) => { document.getElementById('log').textContent += line + '\n'; };
-
-function seededModel(seed) {
-  const model = tf.sequential();
-  model.add(tf.layers.dense({units: 3, inputShape: [4], activation: 'relu', name: 'd1'}));
-  model.add(tf.layers.dense({units: 2, name: 'd2'}));
-  let state = seed;
-  const next = () => { state = (state * 1103515245 + 12345) % 2147483648; return state / 2147483648 - 0.5; };
-  model.setWeights(model.getWeights().map((w) => tf.tensor(Array.from({length: w.size}, next), w.shape)));
-  return model;
-}
-
-const input = () => tf.tensor2d([[0.1, -0.2, 0.3, 0.4], [1, 2, -3, 0.5]]);
-const predict = (model) => Array.from(model.predict(input()).dataSync());
+// log, seededModel, input and predict come from common.js.
 const bearer = (token) => ({Authorization: `Bearer ${token}`});
 const modelUrl = (name) => `${server}/v1/models/${store}/${encodeURIComponent(name).replace(/%2F/g, '/')}`;
 const withToken = (url, token) => `${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`;
