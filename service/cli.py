@@ -25,7 +25,7 @@ def serve(args: argparse.Namespace) -> None:
         from uvicorn.config import STARTUP_FAILURE
 
         from modelshelf.service.server import server_config
-        from modelshelf.service.settings import Settings, load_settings
+        from modelshelf.service.settings import load_settings
     except ModuleNotFoundError as error:
         raise SystemExit(
             f"modelshelf: serving needs the server extra, which is not installed "
@@ -38,8 +38,8 @@ def serve(args: argparse.Namespace) -> None:
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"modelshelf: {_settings_problem(error)}") from None
     stores = ", ".join(settings.store_urls())
-    served: Settings = config.app.state.settings  # as bound to the address
-    access = "tokens required" if served.auth_mode() == "tokens" else "no tokens needed"
+    mode = settings.model_copy(update={"host": config.host}).auth_mode()  # the address bound
+    access = "tokens required" if mode == "tokens" else "no tokens needed"
     print(f"modelshelf: stores {stores} on http://{config.host}:{config.port}, {access}")
     server = uvicorn.Server(config)
     server.run()
