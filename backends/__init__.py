@@ -19,11 +19,13 @@ from modelshelf.backends.errors import (
     InvalidKeyError,
     NotFoundError,
     PermissionDeniedError,
+    PreconditionFailedError,
     ReadOnlyStoreError,
     StorageError,
     UnavailableError,
 )
 from modelshelf.backends.protocol import Backend, Capabilities, ListPage, ObjectInfo, ObjectStream
+from modelshelf.backends.putmodes import CreateOnly, PutMode, ReplaceIfEtag
 
 __all__ = [
     "KNOWN_SCHEMES",
@@ -31,6 +33,7 @@ __all__ = [
     "BufferBudget",
     "CallLimits",
     "Capabilities",
+    "CreateOnly",
     "InsufficientStorageError",
     "InvalidKeyError",
     "ListPage",
@@ -38,7 +41,10 @@ __all__ = [
     "ObjectInfo",
     "ObjectStream",
     "PermissionDeniedError",
+    "PreconditionFailedError",
+    "PutMode",
     "ReadOnlyStoreError",
+    "ReplaceIfEtag",
     "StorageError",
     "UnavailableError",
     "UnknownSchemeError",

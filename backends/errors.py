@@ -32,6 +32,12 @@ class NotFoundError(StorageError, FileNotFoundError):
     code = ErrorCode.NOT_FOUND
 
 
+class PreconditionFailedError(StorageError):
+    """A conditional put found the key in another state than its mode required."""
+
+    code = ErrorCode.PRECONDITION_FAILED
+
+
 class InvalidKeyError(StorageError, ValueError):
     """The key could escape the store or is not storable (``..``, NUL, too long)."""
 

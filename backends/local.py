@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import errno
+import fcntl
 import logging
 import os
 import stat as stat_module
@@ -26,12 +27,14 @@ from modelshelf.backends.errors import (
     InvalidKeyError,
     NotFoundError,
     PermissionDeniedError,
+    PreconditionFailedError,
     ReadOnlyStoreError,
     StorageError,
     UnavailableError,
 )
 from modelshelf.backends.keys import validate_key
 from modelshelf.backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
+from modelshelf.backends.putmodes import CreateOnly, PutMode, check_put_mode
 
 TEMP_PREFIX = ".modelshelf-tmp-"
 READ_CHUNK_BYTES = 1 << 20
@@ -59,9 +62,13 @@ class LocalBackend:
             local_root=str(self.root),
             prefix_keys=False,
             plain_objects=True,
+            # Exclusive create by hard link; replace-if-etag under an flock of the folder:
+            # atomic across processes on one machine (not over NFS).
+            put_create=True,
+            put_replace_if_etag=True,
         )
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
+    async def put(self, key: str, chunks: AsyncIterable[bytes], mode: PutMode = None) -> ObjectInfo:
         path = self._path(key)
         temp = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}")
         try:
@@ -70,7 +77,7 @@ class LocalBackend:
             try:
                 await self._write(key, handle, chunks)
                 with self._translated(key, writing=True):
-                    await self._calls.run(os.replace, temp, path)
+                    await self._calls.run(_commit_temp, temp, path, key, mode)
                     return _info(key, await self._calls.run(os.stat, path))
             except BaseException:
                 await asyncio.shield(self._calls.guarded(_close_quietly(handle)))
@@ -171,6 +178,31 @@ class LocalBackend:
     def _path(self, key: str) -> Path:
         validate_key(key)
         return self.root.joinpath(*key.split("/"))
+
+
+def _commit_temp(temp: Path, path: Path, key: str, mode: PutMode) -> None:
+    """Move the finished temp file into place, if ``mode`` allows (blocking)."""
+    if mode is None:
+        os.replace(temp, path)
+        return
+    if isinstance(mode, CreateOnly):
+        try:
+            os.link(temp, path)  # fails if anything is there, atomically
+        except FileExistsError:
+            raise PreconditionFailedError(f"{key!r} already exists") from None
+        os.unlink(temp)
+        return
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)  # released when the descriptor closes
+        try:
+            current: str | None = _info(key, os.stat(path)).etag
+        except FileNotFoundError:
+            current = None
+        check_put_mode(mode, key, current)
+        os.replace(temp, path)
+    finally:
+        os.close(folder)
 
 
 def _keys_in_order(

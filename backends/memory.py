@@ -9,6 +9,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from modelshelf.backends.errors import NotFoundError
 from modelshelf.backends.keys import validate_key
 from modelshelf.backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
+from modelshelf.backends.putmodes import PutMode, check_put_mode
 
 READ_CHUNK_BYTES = 1 << 20
 
@@ -16,15 +17,21 @@ READ_CHUNK_BYTES = 1 << 20
 class MemoryBackend:
     """A process-local store; everything is lost on close."""
 
-    capabilities = Capabilities(persistent=False, shared=False)
+    # One process, one event loop: nothing runs between a conditional check and its write.
+    capabilities = Capabilities(
+        persistent=False, shared=False, put_create=True, put_replace_if_etag=True
+    )
 
     def __init__(self) -> None:
         self._values: dict[str, bytes] = {}
         self._keys: list[str] = []  # sorted, for listing
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
+    async def put(self, key: str, chunks: AsyncIterable[bytes], mode: PutMode = None) -> ObjectInfo:
         validate_key(key)
         value = b"".join([bytes(chunk) async for chunk in chunks])
+        # No await from the check to the write: atomic within the one process it lives in.
+        current = self._values.get(key)
+        check_put_mode(mode, key, None if current is None else self._info(key, current).etag)
         if key not in self._values:
             bisect.insort(self._keys, key)
         self._values[key] = value

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from modelshelf.backends.errors import NotFoundError
 from modelshelf.backends.protocol import Backend, ObjectInfo
+from modelshelf.backends.putmodes import PutMode
 
 
 async def read_all(backend: Backend, key: str) -> bytes:
@@ -17,9 +18,9 @@ async def read_all(backend: Backend, key: str) -> bytes:
         await stream.aclose()
 
 
-async def put_bytes(backend: Backend, key: str, data: bytes) -> ObjectInfo:
+async def put_bytes(backend: Backend, key: str, data: bytes, mode: PutMode = None) -> ObjectInfo:
     """Store a value already held in memory."""
-    return await backend.put(key, _once(data))
+    return await backend.put(key, _once(data), mode)
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from modelshelf.backends.keys import MAX_KEY_BYTES
+from modelshelf.backends.putmodes import PutMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,8 @@ class Capabilities:
         max_key_bytes: the longest key (UTF-8) this backend stores, after its own prefix.
         plain_objects: each value is a plain file or object that another server (nginx, a
             CDN, a bucket's website) could serve as it is.
+        put_create: ``put(mode=CreateOnly())`` is atomic, across every process sharing it.
+        put_replace_if_etag: ``put(mode=ReplaceIfEtag(etag))`` is atomic, likewise.
     """
 
     persistent: bool
@@ -50,6 +53,8 @@ class Capabilities:
     prefix_keys: bool = True
     max_key_bytes: int = MAX_KEY_BYTES
     plain_objects: bool = False
+    put_create: bool = False
+    put_replace_if_etag: bool = False
 
 
 @dataclass(slots=True)
@@ -85,10 +90,13 @@ class Backend(Protocol):
 
     capabilities: Capabilities
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
+    async def put(self, key: str, chunks: AsyncIterable[bytes], mode: PutMode = None) -> ObjectInfo:
         """Store the bytes of ``chunks`` under ``key``, replacing any value atomically.
 
         If ``chunks`` raises, the error propagates and nothing of the new value is visible.
+        With a ``mode``, raises PreconditionFailedError when the key is not in the state the
+        mode requires (checked when the value commits, atomically where the capabilities say
+        so).
         """
         ...
 

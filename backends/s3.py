@@ -39,11 +39,13 @@ from modelshelf.backends.errors import (
     InvalidKeyError,
     NotFoundError,
     PermissionDeniedError,
+    PreconditionFailedError,
     StorageError,
     UnavailableError,
 )
 from modelshelf.backends.keys import MAX_KEY_BYTES, validate_key
 from modelshelf.backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
+from modelshelf.backends.putmodes import CreateOnly, PutMode, ReplaceIfEtag
 
 if TYPE_CHECKING:
     from botocore.awsrequest import AWSPreparedRequest
@@ -107,6 +109,11 @@ class S3Backend:
             shared=True,
             plain_objects=True,
             max_key_bytes=MAX_KEY_BYTES - len(self.prefix.encode("utf-8", "surrogatepass")),
+            # S3 conditional writes (If-None-Match / If-Match on PutObject and on
+            # CompleteMultipartUpload): AWS since 2024, SeaweedFS, MinIO. A server without
+            # them ignores the headers; see the README on what is then guaranteed.
+            put_create=True,
+            put_replace_if_etag=True,
         )
         self.endpoint_url = endpoint_url
         self.part_size = _checked_part_size(part_size)
@@ -127,10 +134,11 @@ class S3Backend:
         self._client = _new_client(endpoint_url, region, config, credentials)
         self._client.meta.events.register("before-send.s3", _without_expect_continue)
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
+    async def put(self, key: str, chunks: AsyncIterable[bytes], mode: PutMode = None) -> ObjectInfo:
         object_key = self._object_key(key)
+        conditions = _conditions(mode)
         upload = _MultipartUpload(
-            self._client, self.bucket, object_key, self._calls, self._transfer_deadline
+            self._client, self.bucket, object_key, self._calls, self._transfer_deadline, conditions
         )
         parts = gathered(chunks, self.part_size, self.limits.write_buffers)
         with self._translated(key):
@@ -138,7 +146,7 @@ class S3Backend:
                 try:
                     last_part = await _send_full_parts(upload, parts)
                     if upload.upload_id is None:  # the whole value fits in one part
-                        return await self._put_single(key, object_key, last_part)
+                        return await self._put_single(key, object_key, last_part, conditions)
                     etag = await upload.complete(last_part)
                 except BaseException:
                     if not await asyncio.shield(upload.abort()):
@@ -193,12 +201,15 @@ class S3Backend:
         self._calls.shutdown()
         self._client.close()
 
-    async def _put_single(self, key: str, object_key: str, data: bytearray) -> ObjectInfo:
+    async def _put_single(
+        self, key: str, object_key: str, data: bytearray, conditions: dict[str, str]
+    ) -> ObjectInfo:
         put_object = partial(
             self._client.put_object,
             Bucket=self.bucket,
             Key=object_key,
             Body=data,  # type: ignore[arg-type]  # botocore takes a bytearray; its stubs do not say so
+            **conditions,  # type: ignore[arg-type]
         )
         response = await self._calls.wait(self._calls.start(put_object), self._transfer_deadline)
         return ObjectInfo(key, len(data), _etag(response["ETag"]))
@@ -267,12 +278,14 @@ class _MultipartUpload:
         object_key: str,
         calls: BlockingCalls,
         deadline: float | None,
+        conditions: dict[str, str] | None = None,
     ) -> None:
         self._client = client
         self._bucket = bucket
         self._key = object_key
         self._calls = calls
         self._deadline = deadline
+        self._conditions = conditions or {}  # checked by S3 when the upload completes
         self.upload_id: str | None = None
         self.size = 0
         self._parts: list[CompletedPartTypeDef] = []
@@ -341,6 +354,7 @@ class _MultipartUpload:
             Key=self._key,
             UploadId=self.upload_id or "",
             MultipartUpload={"Parts": self._parts},
+            **self._conditions,  # type: ignore[arg-type]
         )
         return response.get("ETag", "")
 
@@ -437,6 +451,15 @@ def _path_style(path_style: bool | None, endpoint_url: str | None) -> bool:
     return endpoint_url is not None if path_style is None else path_style
 
 
+def _conditions(mode: PutMode) -> dict[str, str]:
+    """A put mode as S3's conditional-write parameters."""
+    if isinstance(mode, CreateOnly):
+        return {"IfNoneMatch": "*"}
+    if isinstance(mode, ReplaceIfEtag):
+        return {"IfMatch": f'"{mode.etag}"'}
+    return {}
+
+
 def _etag(raw: str) -> str:
     return raw.strip('"')
 
@@ -460,7 +483,7 @@ _DENIED = (
 )
 _BUSY = "store {store!r} is unavailable (S3 answered {code}); try again later"
 _NOT_FOUND = "no value at key {key!r}"
-_PRECONDITION = "store {store!r}: an S3 precondition failed ({code})"
+_PRECONDITION = "store {store!r}: {key!r} is not in the state the write required ({code})"
 _TOO_LARGE = "store {store!r}: the value is larger than its S3 server accepts ({code})"
 
 # ClientError code -> (error class, message template)
@@ -474,8 +497,10 @@ _CLIENT_ERRORS: dict[str, tuple[type[StorageError], str]] = {
     "SignatureDoesNotMatch": (PermissionDeniedError, _DENIED),
     "ExpiredToken": (PermissionDeniedError, _DENIED),
     "403": (PermissionDeniedError, _DENIED),
-    "PreconditionFailed": (StorageError, _PRECONDITION),
-    "412": (StorageError, _PRECONDITION),
+    "PreconditionFailed": (PreconditionFailedError, _PRECONDITION),
+    "412": (PreconditionFailedError, _PRECONDITION),
+    # AWS: another conditional write to the key was in flight; one of the two loses.
+    "ConditionalRequestConflict": (PreconditionFailedError, _PRECONDITION),
     "EntityTooLarge": (InsufficientStorageError, _TOO_LARGE),
     "SlowDown": (UnavailableError, _BUSY),
     "ServiceUnavailable": (UnavailableError, _BUSY),

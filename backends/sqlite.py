@@ -34,6 +34,7 @@ from modelshelf.backends.errors import (
 )
 from modelshelf.backends.keys import validate_key
 from modelshelf.backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
+from modelshelf.backends.putmodes import PutMode, check_put_mode
 
 CHUNK_BYTES = 1 << 20
 PAGE_BYTES = 64 << 10
@@ -60,7 +61,11 @@ CREATE TABLE IF NOT EXISTS objects (
 class SqliteBackend:
     """Values as chunk rows in one SQLite database file."""
 
-    capabilities = Capabilities(persistent=True, shared=False)
+    # Conditional puts check and commit in one BEGIN IMMEDIATE transaction: atomic across
+    # every process that opens the file.
+    capabilities = Capabilities(
+        persistent=True, shared=False, put_create=True, put_replace_if_etag=True
+    )
 
     def __init__(self, path: str | Path, limits: CallLimits | None = None) -> None:
         self.path = Path(path)
@@ -93,14 +98,14 @@ class SqliteBackend:
     def store(self) -> str:
         return self.limits.store
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
+    async def put(self, key: str, chunks: AsyncIterable[bytes], mode: PutMode = None) -> ObjectInfo:
         validate_key(key)
         self._refuse_if_read_only()
         with self._translated(key):
             blob_id = await self._run(self._new_blob)
             try:
                 size = await self._write_chunks(blob_id, chunks)
-                await self._run(self._commit_blob, key, blob_id, size)
+                await self._run(self._commit_blob, key, blob_id, size, mode)
             except BaseException:
                 await asyncio.shield(self._drop_or_remember(blob_id))
                 raise
@@ -308,10 +313,11 @@ class SqliteBackend:
             )
         return len(rows)
 
-    def _commit_blob(self, key: str, blob_id: int, size: int) -> None:
+    def _commit_blob(self, key: str, blob_id: int, size: int, mode: PutMode) -> None:
         connection = self._connection()
         with _transaction(connection, "BEGIN IMMEDIATE"):
             old = connection.execute("SELECT blob_id FROM objects WHERE key = ?", (key,)).fetchone()
+            check_put_mode(mode, key, None if old is None else _etag(old[0]))
             connection.execute(
                 "INSERT OR REPLACE INTO objects (key, blob_id, size) VALUES (?, ?, ?)",
                 (key, blob_id, size),

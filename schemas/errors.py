@@ -75,6 +75,7 @@ class ErrorCode(StrEnum):
     REQUEST_TIMEOUT = "request_timeout", 408, ErrorKind.UNAVAILABLE  # sending again may work
     CONFLICT = "conflict", 409, ErrorKind.CONFLICT
     TOKENS_DISABLED = "tokens_disabled", 409, ErrorKind.CONFLICT
+    PRECONDITION_FAILED = "precondition_failed", 412, ErrorKind.CONFLICT
     PAYLOAD_TOO_LARGE = "payload_too_large", 413, ErrorKind.TOO_LARGE
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type", 415, ErrorKind.INVALID_REQUEST
     VALIDATION_ERROR = "validation_error", 422, ErrorKind.INVALID_REQUEST

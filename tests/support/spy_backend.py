@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import AsyncIterable, Callable
 
 from modelshelf.backends import Backend, ListPage, ObjectInfo, ObjectStream, StorageError
+from modelshelf.backends.putmodes import PutMode
 
 Failure = Callable[[str, str], StorageError | None]  # (operation, key) -> error to raise
 
@@ -30,9 +31,9 @@ class SpyBackend:
         if error is not None:
             raise error
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
+    async def put(self, key: str, chunks: AsyncIterable[bytes], mode: PutMode = None) -> ObjectInfo:
         self._enter("put", key)
-        return await self.inner.put(key, chunks)
+        return await self.inner.put(key, chunks, mode)
 
     async def get(self, key: str) -> ObjectStream:
         self._enter("get", key)
