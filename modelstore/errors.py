@@ -6,9 +6,11 @@ have their own base, ``ModelError``; both are ``schemas.errors.CodedError``::
     │   ├── ModelNotFoundError
     │   ├── VersionNotFoundError
     │   ├── WeightFileNotFoundError
+    │   ├── AliasNotFoundError
     │   └── UnknownStoreError
     ├── InvalidKeyError
-    │   └── InvalidNameError           a model name or model URL that cannot be stored
+    │   ├── InvalidNameError           a model name or model URL that cannot be stored
+    │   └── InvalidAliasError          an alias name outside [a-z][a-z0-9._-]{0,62}
     ModelError
     ├── InvalidModelError              model.json or its weights break the protocol (§12 3-7)
     │   └── WeightSizeMismatchError    the bytes differ from what the weight specs require
@@ -16,7 +18,9 @@ have their own base, ``ModelError``; both are ``schemas.errors.CodedError``::
     ├── PayloadTooLargeError
     ├── QuotaExceededError
     ├── VersionFilesMissingError       a committed version lost a file (restore or remove it)
-    └── IntegrityError                 a copy arrived with other bytes than were sent
+    ├── IntegrityError                 a copy arrived with other bytes than were sent
+    ├── VersionInUseError              an alias points to the version being removed
+    └── PreconditionFailedError        If-Match / If-None-Match did not hold
 
 Every class has a stable ``ErrorCode``, which holds its HTTP status.
 """
@@ -39,12 +43,20 @@ class WeightFileNotFoundError(NotFoundError):
     code = ErrorCode.WEIGHT_FILE_NOT_FOUND
 
 
+class AliasNotFoundError(NotFoundError):
+    code = ErrorCode.ALIAS_NOT_FOUND
+
+
 class UnknownStoreError(NotFoundError):
     code = ErrorCode.UNKNOWN_STORE
 
 
 class InvalidNameError(InvalidKeyError):
     code = ErrorCode.INVALID_NAME
+
+
+class InvalidAliasError(InvalidKeyError):
+    code = ErrorCode.INVALID_ALIAS
 
 
 class InvalidModelUrlError(InvalidKeyError):
@@ -81,3 +93,15 @@ class IntegrityError(ModelError):
 
 class VersionFilesMissingError(ModelError):
     code = ErrorCode.VERSION_FILES_MISSING
+
+
+class VersionInUseError(ModelError):
+    """A version an alias points to cannot be removed; move or delete the alias first."""
+
+    code = ErrorCode.VERSION_IN_USE
+
+
+class PreconditionFailedError(ModelError):
+    """A conditional request (If-Match, If-None-Match) found another state than it named."""
+
+    code = ErrorCode.PRECONDITION_FAILED

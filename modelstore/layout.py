@@ -8,6 +8,7 @@
     NAME/model.json                      the current model.json, weight paths at ~v/VID/, on
                                          stores of plain files or objects (static serving)
     ~schema                              the layout's schema number, once older data is indexed
+    ~aliases/NAME/~ALIAS                 an alias: the version id it points to (modelstore.aliases)
 
 Release 0.1.0 kept a version in three files, which still load (schema 1):
 
@@ -23,12 +24,15 @@ model's keys and every HTTP route unambiguous.
 
 from __future__ import annotations
 
+import re
+
 from modelshelf.backends.errors import InvalidKeyError
 from modelshelf.backends.keys import validate_key
-from modelshelf.modelstore.errors import InvalidModelError, InvalidNameError
+from modelshelf.modelstore.errors import InvalidAliasError, InvalidModelError, InvalidNameError
 
 CATALOG = "~models"
 HEADS = "~heads"
+ALIASES = "~aliases"
 HEAD_LEAF = "~head"
 VERSION_SUFFIX = ".version"
 SCHEMA_KEY = "~schema"
@@ -133,6 +137,29 @@ def record_key(name: str, version_id: str) -> str:
 def version_key(name: str, version_id: str) -> str:
     """Schema 2: the one object of a version (see modelstore.records)."""
     return f"{catalog_prefix(name)}{version_id}{VERSION_SUFFIX}"
+
+
+# Aliases start with a letter; version ids (modelstore.version_ids) with a digit.
+ALIAS_PATTERN = r"[a-z][a-z0-9._-]{0,62}"
+_ALIAS = re.compile(ALIAS_PATTERN)
+
+
+def validate_alias(alias: str) -> str:
+    """Return ``alias`` if it may name an alias, else raise InvalidAliasError."""
+    if _ALIAS.fullmatch(alias) is None:
+        raise InvalidAliasError(
+            f"invalid alias {alias!r}: use a lowercase letter, then up to 62 of a-z, 0-9, "
+            f"'.', '_' or '-' (e.g. 'prod', 'v2.1-rc')"
+        )
+    return alias
+
+
+def alias_prefix(name: str) -> str:
+    return f"{ALIASES}/{name}/{RESERVED_PREFIX}"
+
+
+def alias_key(name: str, alias: str) -> str:
+    return f"{alias_prefix(name)}{alias}"
 
 
 def head_key(name: str) -> str:

@@ -76,14 +76,22 @@ class Shelf:
             # Not versions(): a save landing meanwhile would make it return, and the move
             # would go on with nothing to move (the 500 of issue 8.9).
             raise ModelNotFoundError(f"there is no model {source_ref.url!r}")
+        aliases = await source_ref.store.aliases.all(source_ref.name)
+        destination_aliases = destination_ref.store.aliases
         copies: list[VersionInfo] = []
         try:
             for version_id in version_ids:
                 copies.append(await copy_version(source_ref, destination_ref, version_id))
+            copied = dict(zip(version_ids, (copy.id for copy in copies), strict=True))
+            for alias, target in aliases.items():  # a move carries its aliases along
+                if target in copied:
+                    await destination_aliases.point(destination_ref.name, alias, copied[target])
         except BaseException:
+            await destination_aliases.forget(destination_ref.name, aliases)
             for copy in reversed(copies):  # all or nothing: a retry must not duplicate
                 await destination_ref.store.remove(destination_ref.name, copy.id)
             raise
+        await source_ref.store.aliases.forget(source_ref.name, aliases)
         for version_id in version_ids:  # only what was copied: a save meanwhile stays
             await source_ref.store.remove(source_ref.name, version_id)
         return copies[-1]

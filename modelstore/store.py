@@ -22,11 +22,15 @@ from modelshelf.backends.errors import (
 from modelshelf.backends.ops import delete_if_present, iter_keys, put_bytes, read_all
 from modelshelf.backends.protocol import Backend, ObjectStream
 from modelshelf.modelstore import layout
+from modelshelf.modelstore.aliases import AliasBook
 from modelshelf.modelstore.errors import (
+    AliasNotFoundError,
+    InvalidAliasError,
     InvalidModelError,
     ModelNotFoundError,
     PayloadTooLargeError,
     VersionFilesMissingError,
+    VersionInUseError,
     VersionNotFoundError,
     WeightFileNotFoundError,
 )
@@ -106,6 +110,7 @@ class ModelStore:
         self._indexed = False  # models of release 0.1.0 have heads (see _index_schema_1)
         # NAME/model.json for static servers, where a static server can reach the values.
         self.static_copy = backend.capabilities.plain_objects
+        self.aliases = AliasBook(backend, f"{name}://")
 
     def url(self, model_name: str) -> str:
         """The model's URL as TF.js writes it: ``indexeddb://my-model``."""
@@ -373,8 +378,48 @@ class ModelStore:
         return sorted({parsed[1] for parsed in found if parsed and parsed[0] == model_name})
 
     async def version(self, model_name: str, version_id: str | None = None) -> VersionInfo:
-        """One version (the current one by default); raises Model/VersionNotFoundError."""
+        """One version (the current one by default, or an alias's); raises
+        Model/VersionNotFoundError."""
+        version_id = await self.resolve(model_name, version_id)
         return to_version_info(await self._record(model_name, version_id))
+
+    async def resolve(self, model_name: str, version_or_alias: str | None) -> str | None:
+        """The version id ``version_or_alias`` names (None: the current version, unresolved).
+
+        Raises VersionNotFoundError for an alias that does not exist or a malformed id.
+        """
+        if version_or_alias is None or is_version_id(version_or_alias):
+            return version_or_alias
+        try:
+            layout.validate_alias(version_or_alias)
+        except InvalidAliasError:
+            _check_version_id(version_or_alias)
+        try:
+            return await self.aliases.target(model_name, version_or_alias)
+        except AliasNotFoundError:
+            raise VersionNotFoundError(
+                f"{self.url(model_name)} has no version or alias {version_or_alias!r}"
+            ) from None
+
+    async def set_alias(
+        self,
+        model_name: str,
+        alias: str,
+        version: str,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str:
+        """Point ``alias`` at a version (an id, or another alias); returns the version id.
+
+        Raises Model/VersionNotFoundError, InvalidAliasError, PreconditionFailedError.
+        """
+        layout.validate_alias(alias)
+        target = (await self.version(model_name, version)).id
+        await self.aliases.point(
+            model_name, alias, target, if_match=if_match, if_none_match=if_none_match
+        )
+        return target
 
     async def _record(self, model_name: str, version_id: str | None) -> VersionRecord:
         if version_id is None:
@@ -509,6 +554,7 @@ class ModelStore:
 
         The current version is one read: its head holds both.
         """
+        version_id = await self.resolve(model_name, version_id)
         if version_id is None:
             layout.validate_model_name(model_name)
             head = await self._read_head(model_name)
@@ -646,10 +692,22 @@ class ModelStore:
         Removing the current version makes the newest remaining one current; removing
         the last one removes the model. Raises Model/VersionNotFoundError.
         """
+        version_id = await self.resolve(model_name, version_id)
         versions = await self.versions(model_name)
         doomed = [v for v in versions if version_id is None or v.id == version_id]
         if not doomed:
             raise await self._version_missing(model_name, version_id or "")
+        aliases = await self.aliases.all(model_name)
+        if version_id is not None:
+            pointing = [alias for alias, target in aliases.items() if target == version_id]
+            if pointing:
+                raise VersionInUseError(
+                    f"version {version_id} of {self.url(model_name)} is what "
+                    f"{', '.join(repr(a) for a in pointing)} points at; move or delete "
+                    f"{'that alias' if len(pointing) == 1 else 'those aliases'} first"
+                )
+        else:
+            await self.aliases.forget(model_name, aliases)
         for version in doomed:  # un-commit first: nothing can make them current again
             self._records.pop((model_name, version.id), None)
             await delete_if_present(self.backend, layout.version_key(model_name, version.id))

@@ -60,6 +60,7 @@ class ErrorCode(StrEnum):
     INVALID_MODEL_URL = "invalid_model_url", 400, ErrorKind.INVALID_REQUEST
     SAME_SOURCE_AND_DESTINATION = "same_source_and_destination", 400, ErrorKind.INVALID_REQUEST
     INVALID_HOST = "invalid_host", 400, ErrorKind.INVALID_REQUEST
+    INVALID_ALIAS = "invalid_alias", 400, ErrorKind.INVALID_REQUEST
     INVALID_SCOPE = "invalid_scope", 400, ErrorKind.INVALID_REQUEST
     UNAUTHORIZED = "unauthorized", 401, ErrorKind.UNAUTHORIZED
     FORBIDDEN = "forbidden", 403, ErrorKind.FORBIDDEN
@@ -70,11 +71,13 @@ class ErrorCode(StrEnum):
     WEIGHT_FILE_NOT_FOUND = "weight_file_not_found", 404, ErrorKind.NOT_FOUND
     UNKNOWN_STORE = "unknown_store", 404, ErrorKind.NOT_FOUND
     ROUTE_NOT_FOUND = "route_not_found", 404, ErrorKind.NOT_FOUND
+    ALIAS_NOT_FOUND = "alias_not_found", 404, ErrorKind.NOT_FOUND
     TOKEN_NOT_FOUND = "token_not_found", 404, ErrorKind.NOT_FOUND
     METHOD_NOT_ALLOWED = "method_not_allowed", 405, ErrorKind.INVALID_REQUEST
     REQUEST_TIMEOUT = "request_timeout", 408, ErrorKind.UNAVAILABLE  # sending again may work
     CONFLICT = "conflict", 409, ErrorKind.CONFLICT
     TOKENS_DISABLED = "tokens_disabled", 409, ErrorKind.CONFLICT
+    VERSION_IN_USE = "version_in_use", 409, ErrorKind.CONFLICT
     PRECONDITION_FAILED = "precondition_failed", 412, ErrorKind.CONFLICT
     PAYLOAD_TOO_LARGE = "payload_too_large", 413, ErrorKind.TOO_LARGE
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type", 415, ErrorKind.INVALID_REQUEST

@@ -34,6 +34,9 @@ class ModelInfo(BaseModel):
     currentVersion: str
     modelArtifactsInfo: ModelArtifactsInfo
     versions: list[VersionInfo]
+    aliases: dict[str, str] = Field(
+        default_factory=dict, description="Alias -> the version id it points to"
+    )
 
 
 class ModelList(RootModel[dict[str, ModelArtifactsInfo]]):
@@ -53,6 +56,12 @@ class StoreList(BaseModel):
 
 
 MODEL_URL_PATTERN = r"^[^/:]+://[^/].*$"
+
+
+class AliasRequest(BaseModel):
+    """Body of ``PUT .../~aliases/{alias}``."""
+
+    versionId: str = Field(description="A version id, or another alias", examples=["prod"])
 
 
 class TransferRequest(BaseModel):

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from modelshelf.access import FailedAttempts, TokenRegistry, open_token_registry
 from modelshelf.modelstore import Shelf
-from modelshelf.modelstore.layout import MODEL_NAME_PATTERN, validate_model_name
+from modelshelf.modelstore.layout import ALIAS_PATTERN, MODEL_NAME_PATTERN, validate_model_name
 from modelshelf.modelstore.opening import StoreLimits
 from modelshelf.modelstore.opening import open_shelf as open_stores
 from modelshelf.schemas.artifacts import ModelArtifacts
@@ -29,7 +29,7 @@ from modelshelf.service.errors import (
     install_error_handlers,
 )
 from modelshelf.service.guards import HostGuardMiddleware, OriginGuardMiddleware
-from modelshelf.service.routes import admin, models, tokens
+from modelshelf.service.routes import admin, aliases, models, tokens
 from modelshelf.service.routing import FALLBACK_ROUTE_NAME, allowed_methods
 from modelshelf.service.settings import Settings, is_loopback
 
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.include_router(models.router)
+    app.include_router(aliases.router)
     app.include_router(admin.router)
     app.include_router(tokens.router)
     app.add_api_route(
@@ -201,6 +202,8 @@ def _publish_name_pattern(document: dict[str, Any]) -> None:
             for parameter in operation.get("parameters", []):
                 if parameter["in"] == "path" and parameter["name"] == "name":
                     parameter["schema"]["pattern"] = f"^{MODEL_NAME_PATTERN}$"
+                if parameter["in"] == "path" and parameter["name"] == "alias":
+                    parameter["schema"]["pattern"] = f"^{ALIAS_PATTERN}$"
 
 
 async def _unmatched_model_path(request: Request, store: str, rest: str) -> Response:

@@ -89,6 +89,12 @@ async def shelf(tmp_path: Path) -> AsyncIterator[Shelf]:
                 saved = await _save_as_admin(http, MODEL)
                 assert saved.status_code == 201, saved.text
                 versions.append(saved.json()["versionId"])
+            seeded = await http.put(
+                f"/v1/models/indexeddb/{MODEL}/~aliases/seeded",
+                headers={"Authorization": f"Bearer {ADMIN}"},
+                json={"versionId": versions[1]},
+            )
+            assert seeded.status_code == 200, seeded.text
             registry: TokenRegistry = app.state.tokens
             victim, _ = await registry.create("victim", ["read:*"], None, EVERYTHING, STORES)
             yield Shelf(http, registry, versions, victim.id)
@@ -207,6 +213,21 @@ OPERATIONS: dict[str, Operation] = {
         [("read:indexeddb/team/a",)],
         [("write:indexeddb/team/a",), ("read:indexeddb/team/b",)],
         body=lambda shelf: {"json": {"expiresIn": 60}},
+    ),
+    "set-alias": Operation(
+        "PUT",
+        f"/v1/models/indexeddb/{MODEL}/~aliases/prod",
+        200,
+        [("write:indexeddb/team/a",), ("admin:indexeddb",)],
+        [("read:*", "delete:*"), ("write:indexeddb/team/b",)],
+        body=lambda shelf: {"json": {"versionId": shelf.versions[0]}},
+    ),
+    "remove-alias": Operation(
+        "DELETE",
+        f"/v1/models/indexeddb/{MODEL}/~aliases/seeded",
+        200,
+        [("write:indexeddb/team/*",)],
+        [("read:*", "delete:*"), ("write:file",)],
     ),
     "create-token": Operation(
         "POST",

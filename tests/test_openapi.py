@@ -33,6 +33,8 @@ OPERATIONS = {
     "listTokens",
     "revokeToken",
     "shareModel",
+    "setAlias",
+    "removeAlias",
 }
 PUBLIC = {"healthz", "readyz"}
 LOADS = {"loadModelJson", "loadWeightFile", "exportModel"}  # what TF.js sends ?token= to

@@ -73,7 +73,8 @@ def _require_transfer(
 async def _destination_info(shelf: Shelf, url: str) -> ModelInfo:
     destination = shelf.resolve(url)
     versions = await destination.store.versions(destination.name)
-    return model_info(destination.store, destination.name, versions)
+    aliases = await destination.store.aliases.all(destination.name)
+    return model_info(destination.store, destination.name, versions, aliases)
 
 
 @router.get("/v1/stores", operation_id="listStores", response_model=StoreList, tags=["stores"])

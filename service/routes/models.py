@@ -27,7 +27,9 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 MODEL_PATH = "/{store}/{name:modelname}"
 IMMUTABLE = "public, max-age=31536000, immutable"
-VersionQuery = Annotated[str | None, Query(description="A version id; the current one if absent")]
+VersionQuery = Annotated[
+    str | None, Query(description="A version id or an alias; the current version if absent")
+]
 
 _SAVE_BODY: dict[str, Any] = {
     "requestBody": {
@@ -225,7 +227,7 @@ async def get_model_info(
     grant.require(Action.READ, store.name, name)
     current = await store.version(name)
     page = await store.version_page(name, limit=limit, before=cursor)
-    info = model_info(store, name, page.versions, current)
+    info = model_info(store, name, page.versions, await store.aliases.all(name), current)
     headers = {}
     if page.next_cursor is not None:
         next_url = request.url.include_query_params(cursor=page.next_cursor)
@@ -238,15 +240,23 @@ async def get_model_info(
     operation_id="removeModel",
     response_model=ModelInfo,
     responses=error_responses(
-        ErrorCode.MODEL_NOT_FOUND, ErrorCode.VERSION_NOT_FOUND, ErrorCode.UNKNOWN_STORE
+        ErrorCode.MODEL_NOT_FOUND,
+        ErrorCode.VERSION_NOT_FOUND,
+        ErrorCode.UNKNOWN_STORE,
+        ErrorCode.VERSION_IN_USE,
     ),
 )
 async def remove_model(
     store: StoreDep, name: str, grant: GrantDep, version: VersionQuery = None
 ) -> ModelInfo:
-    """Remove a model, or one version of it; answers the model's info before removal."""
+    """Remove a model, or one version of it; answers the model's info before removal.
+
+    A version an alias points to is refused (409 version_in_use); removing the model
+    removes its aliases.
+    """
     grant.require(Action.DELETE, store.name, name)
-    return model_info(store, name, await store.remove(name, version))
+    aliases = await store.aliases.all(name)
+    return model_info(store, name, await store.remove(name, version), aliases)
 
 
 @router.get(
@@ -282,7 +292,11 @@ async def list_models(
 
 
 def model_info(
-    store: ModelStore, name: str, versions: list[VersionInfo], current: VersionInfo | None = None
+    store: ModelStore,
+    name: str,
+    versions: list[VersionInfo],
+    aliases: dict[str, str],
+    current: VersionInfo | None = None,
 ) -> ModelInfo:
     current = current or versions[-1]
     return ModelInfo(
@@ -292,6 +306,7 @@ def model_info(
         currentVersion=current.id,
         modelArtifactsInfo=current.modelArtifactsInfo,
         versions=versions,
+        aliases=aliases,
     )
 
 

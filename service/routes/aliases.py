@@ -1,0 +1,94 @@
+"""Aliases: stable names for versions (``prod``), set, moved and removed conditionally."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from modelshelf.access import Action
+from modelshelf.schemas.errors import ErrorCode
+from modelshelf.schemas.versions import AliasRequest, ModelInfo
+from modelshelf.service.auth import GrantDep
+from modelshelf.service.dependencies import StoreDep
+from modelshelf.service.errors import error_responses
+from modelshelf.service.preconditions import preconditions
+from modelshelf.service.routes.models import MODEL_PATH, model_info
+from modelshelf.service.routing import ModelNameConvertor  # noqa: F401  (registers 'modelname')
+
+router = APIRouter(prefix="/v1/models", tags=["aliases"])
+ALIAS_PATH = MODEL_PATH + "/~aliases/{alias}"
+_CONDITIONS = {
+    "parameters": [
+        {
+            "name": "If-Match",
+            "in": "header",
+            "required": False,
+            "description": 'Move only if the alias points at this version now: "VERSION_ID"',
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "If-None-Match",
+            "in": "header",
+            "required": False,
+            "description": "'*': create only; refused if the alias exists",
+            "schema": {"type": "string", "enum": ["*"]},
+        },
+    ]
+}
+_ERRORS = error_responses(
+    ErrorCode.MODEL_NOT_FOUND,
+    ErrorCode.VERSION_NOT_FOUND,
+    ErrorCode.ALIAS_NOT_FOUND,
+    ErrorCode.INVALID_ALIAS,
+    ErrorCode.PRECONDITION_FAILED,
+    ErrorCode.UNKNOWN_STORE,
+)
+
+
+async def _info(store: StoreDep, name: str) -> ModelInfo:
+    versions = await store.versions(name)
+    return model_info(store, name, versions, await store.aliases.all(name))
+
+
+@router.put(
+    ALIAS_PATH,
+    operation_id="setAlias",
+    response_model=ModelInfo,
+    responses=_ERRORS,
+    openapi_extra=_CONDITIONS,
+)
+async def set_alias(
+    request: Request,
+    store: StoreDep,
+    name: str,
+    alias: str,
+    target: AliasRequest,
+    grant: GrantDep,
+) -> ModelInfo:
+    """Point an alias at a version (needs write); answers the model's info."""
+    grant.require(Action.WRITE, store.name, name)
+    conditions = preconditions(request)
+    await store.set_alias(
+        name,
+        alias,
+        target.versionId,
+        if_match=conditions.if_match,
+        if_none_match=conditions.if_none_match,
+    )
+    return await _info(store, name)
+
+
+@router.delete(
+    ALIAS_PATH,
+    operation_id="removeAlias",
+    response_model=ModelInfo,
+    responses=_ERRORS,
+    openapi_extra={"parameters": _CONDITIONS["parameters"][:1]},
+)
+async def remove_alias(
+    request: Request, store: StoreDep, name: str, alias: str, grant: GrantDep
+) -> ModelInfo:
+    """Remove an alias (needs write); its version stays. Answers the model's info."""
+    grant.require(Action.WRITE, store.name, name)
+    conditions = preconditions(request)
+    await store.aliases.remove(name, alias, if_match=conditions.if_match)
+    return await _info(store, name)
