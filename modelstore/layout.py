@@ -9,6 +9,7 @@
                                          stores of plain files or objects (static serving)
     ~schema                              the layout's schema number, once older data is indexed
     ~aliases/NAME/~ALIAS                 an alias: the version id it points to (modelstore.aliases)
+    ~models/NAME/~VID.next, ~create      claims of conditional saves (modelstore.claims)
 
 Release 0.1.0 kept a version in three files, which still load (schema 1):
 
@@ -160,6 +161,16 @@ def alias_prefix(name: str) -> str:
 
 def alias_key(name: str, alias: str) -> str:
     return f"{alias_prefix(name)}{alias}"
+
+
+def successor_claim_key(name: str, version_id: str) -> str:
+    """Taken by the one conditional save (If-Match) allowed to succeed ``version_id``."""
+    return f"{catalog_prefix(name)}{version_id}.next"
+
+
+def creation_claim_key(name: str) -> str:
+    """Taken by the one conditional save (If-None-Match: *) allowed to create the model."""
+    return f"{catalog_prefix(name)}create"
 
 
 def head_key(name: str) -> str:

@@ -23,12 +23,14 @@ from modelshelf.backends.ops import delete_if_present, iter_keys, put_bytes, rea
 from modelshelf.backends.protocol import Backend, ObjectStream
 from modelshelf.modelstore import layout
 from modelshelf.modelstore.aliases import AliasBook
+from modelshelf.modelstore.claims import CommitClaim
 from modelshelf.modelstore.errors import (
     AliasNotFoundError,
     InvalidAliasError,
     InvalidModelError,
     ModelNotFoundError,
     PayloadTooLargeError,
+    PreconditionFailedError,
     VersionFilesMissingError,
     VersionInUseError,
     VersionNotFoundError,
@@ -125,6 +127,8 @@ class ModelStore:
         weight_files: AsyncIterable[WeightUpload] | None = None,
         *,
         expected_bytes: int | None = None,
+        if_match: str | None = None,
+        if_none_match: bool = False,
     ) -> VersionInfo:
         """Store a new version and make it current once every byte is stored.
 
@@ -135,10 +139,13 @@ class ModelStore:
                 all-empty tail may be left out.
             expected_bytes: at most this many bytes will arrive, if known: a save that
                 cannot fit the quota is refused before its first byte is stored.
+            if_match: save only if this version is the current one, checked before the
+                first byte is stored and again, atomically, at the commit (modelstore.claims).
+            if_none_match: save only if the model does not exist yet, likewise.
 
         Raises:
             InvalidNameError, InvalidModelError, WeightSizeMismatchError,
-            QuotaExceededError, PayloadTooLargeError, StorageError.
+            QuotaExceededError, PayloadTooLargeError, PreconditionFailedError, StorageError.
         """
         layout.validate_model_name(model_name)
         max_key_bytes = self.backend.capabilities.max_key_bytes
@@ -152,10 +159,11 @@ class ModelStore:
         model = await asyncio.to_thread(parse_model_json, model_json, prefix)
         for spec in model.files:  # before the first byte is stored (issue 8.4)
             layout.check_weight_key_room(model_name, spec.path, max_key_bytes)
+        claim = await self._commit_claim(model_name, if_match, if_none_match)
         reservation = await self._reserve(expected_bytes)
         try:
             record = await self._store_version(
-                model_name, version_id, model, model_json, weight_files, reservation
+                model_name, version_id, model, model_json, weight_files, reservation, claim
             )
         except BaseException:
             await self._discard_soon(model_name, version_id)
@@ -175,6 +183,7 @@ class ModelStore:
         model_json: bytes,
         weight_files: AsyncIterable[WeightUpload] | None,
         reservation: Reservation,
+        claim: CommitClaim | None = None,
     ) -> VersionRecord:
         checker = WeightStreamChecker(model.entries)
         stored = await self._store_weight_files(
@@ -188,10 +197,66 @@ class ModelStore:
         catalog += model.served.size if self.static_copy else 0
         reservation.spend(catalog)
         key = layout.version_key(model_name, version_id)
-        await self.backend.put(key, _framed([line], model.served.chunks(), [model_json]))
+        if claim is not None:
+            await claim.take(version_id)
+        try:
+            await self.backend.put(key, _framed([line], model.served.chunks(), [model_json]))
+        except BaseException:
+            if claim is not None:
+                await asyncio.shield(claim.release())
+            raise
         reservation.stored(catalog)
         self._remember(model_name, record)
         return record
+
+    async def _commit_claim(
+        self, model_name: str, if_match: str | None, if_none_match: bool
+    ) -> CommitClaim | None:
+        """Check a conditional save's condition now (412 before any byte is stored) and
+        return the claim that decides it at the commit."""
+        current = await self._current_id(model_name) if if_none_match or if_match else None
+        if if_none_match:
+            if current is not None:
+                raise PreconditionFailedError(
+                    f"{self.url(model_name)} exists already (If-None-Match: *)"
+                )
+            return CommitClaim(
+                self.backend,
+                layout.creation_claim_key(model_name),
+                refused=f"{self.url(model_name)} was created by another save meanwhile",
+                still_holds=functools.partial(self._absent, model_name),
+                committed=functools.partial(self._committed, model_name),
+            )
+        if if_match is None:
+            return None
+        if current != if_match:
+            state = f"its current version is {current}" if current else "it does not exist"
+            raise PreconditionFailedError(
+                f"{self.url(model_name)} is not at version {if_match} (If-Match): {state}; "
+                f"load the current version and save again"
+            )
+        return CommitClaim(
+            self.backend,
+            layout.successor_claim_key(model_name, if_match),
+            refused=f"another save of {self.url(model_name)} succeeded {if_match} meanwhile",
+            still_holds=functools.partial(self._nothing_newer, model_name, if_match),
+            committed=functools.partial(self._committed, model_name),
+        )
+
+    async def _current_id(self, model_name: str) -> str | None:
+        try:
+            return (await self.version(model_name)).id
+        except ModelNotFoundError:
+            return None
+
+    async def _absent(self, model_name: str) -> bool:
+        return not await self.version_ids(model_name)
+
+    async def _nothing_newer(self, model_name: str, version_id: str) -> bool:
+        return not await self._newer_version_ids(model_name, version_id)
+
+    async def _committed(self, model_name: str, version_id: str) -> bool:
+        return version_id in await self.version_ids(model_name)
 
     async def _store_weight_files(
         self,
@@ -712,6 +777,11 @@ class ModelStore:
             self._records.pop((model_name, version.id), None)
             await delete_if_present(self.backend, layout.version_key(model_name, version.id))
             await delete_if_present(self.backend, layout.record_key(model_name, version.id))
+            await delete_if_present(
+                self.backend, layout.successor_claim_key(model_name, version.id)
+            )
+        if version_id is None:
+            await delete_if_present(self.backend, layout.creation_claim_key(model_name))
         # Re-publish before deleting files, so the head never names deleted weights.
         await self._publish_after_commit(model_name)
         for version in reversed(doomed):

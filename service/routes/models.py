@@ -18,6 +18,7 @@ from modelshelf.schemas.versions import ModelInfo, ModelList, VersionInfo
 from modelshelf.service.auth import GrantDep, LoadGrantDep
 from modelshelf.service.dependencies import SettingsDep, StoreDep, model_base_url
 from modelshelf.service.errors import error_responses
+from modelshelf.service.preconditions import preconditions
 from modelshelf.service.routing import ModelNameConvertor  # noqa: F401  (registers 'modelname')
 from modelshelf.service.saving import BodyLimit, read_save_request, too_large
 from modelshelf.service.settings import Settings
@@ -32,6 +33,22 @@ VersionQuery = Annotated[
 ]
 
 _SAVE_BODY: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "If-Match",
+            "in": "header",
+            "required": False,
+            "description": 'Save only if this is the current version: "VERSION_ID" (412 if not)',
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "If-None-Match",
+            "in": "header",
+            "required": False,
+            "description": "'*': save only if the model does not exist yet (412 if it does)",
+            "schema": {"type": "string", "enum": ["*"]},
+        },
+    ],
     "requestBody": {
         "required": True,
         "description": "What tf.io.http sends (multipart), or ModelArtifacts as JSON.",
@@ -39,9 +56,10 @@ _SAVE_BODY: dict[str, Any] = {
             "multipart/form-data": {"schema": {"$ref": "#/components/schemas/SaveModelFiles"}},
             "application/json": {"schema": {"$ref": "#/components/schemas/ModelArtifacts"}},
         },
-    }
+    },
 }
 _SAVE_ERRORS = error_responses(
+    ErrorCode.PRECONDITION_FAILED,
     ErrorCode.INVALID_MODEL,
     ErrorCode.UNKNOWN_STORE,
     ErrorCode.PAYLOAD_TOO_LARGE,
@@ -57,6 +75,7 @@ async def _save(
     request: Request, store: ModelStore, name: str, settings: Settings, grant: Grant
 ) -> Response:
     grant.require(Action.WRITE, store.name, name)
+    conditions = preconditions(request)
     declared = _content_length(request)
     if declared is not None and declared > settings.max_body_bytes:
         raise too_large(settings.max_body_bytes)
@@ -66,7 +85,12 @@ async def _save(
         request, aiter(body), settings.max_json_body_bytes, store.max_model_json_bytes
     )
     version = await store.save(
-        name, upload.model_json, upload.weight_files, expected_bytes=upload.expected_bytes
+        name,
+        upload.model_json,
+        upload.weight_files,
+        expected_bytes=upload.expected_bytes,
+        if_match=conditions.if_match,
+        if_none_match=conditions.if_none_match,
     )
     # The version just saved, even if a concurrent save has become current since.
     load_url = f"{model_base_url(request, store.name, name)}model.json?version={version.id}"
