@@ -28,6 +28,7 @@ class StoreLimits:
     upload_buffer_bytes: int = 32 << 20
     max_model_json_bytes: int = DEFAULT_MAX_MODEL_JSON_BYTES
     quotas: Mapping[str, int] = field(default_factory=dict)
+    retention: Mapping[str, int] = field(default_factory=dict)
 
 
 def check_store_url(url: str) -> str:
@@ -60,6 +61,7 @@ def open_shelf(urls: Mapping[str, str], limits: StoreLimits, setting: str = "sto
             backend,
             kind=backend_kind(url),
             quota_bytes=limits.quotas.get(name),
+            keep_versions=limits.retention.get(name),
             max_model_json_bytes=limits.max_model_json_bytes,
         )
     return Shelf(stores)

@@ -88,6 +88,14 @@ class ModelPage:
     next_cursor: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What a prune removed (or, dry, would remove) and kept, oldest first."""
+
+    removed: list[str]
+    kept: list[str]
+
+
 class ModelStore:
     """Versioned TF.js models in one backend, under the store name ``name``."""
 
@@ -99,12 +107,14 @@ class ModelStore:
         kind: str = "memory",
         quota_bytes: int | None = None,
         max_model_json_bytes: int = DEFAULT_MAX_MODEL_JSON_BYTES,
+        keep_versions: int | None = None,
     ) -> None:
         self.name = name
         self.backend = backend
         self.kind = kind  # the backend's URL scheme: what /v1/stores reports
         self.quota_bytes = quota_bytes
         self.max_model_json_bytes = max_model_json_bytes
+        self.keep_versions = keep_versions  # retention: None keeps every version
         self._ledger = QuotaLedger(name, quota_bytes) if quota_bytes is not None else None
         self._cleanups: set[asyncio.Task[None]] = set()
         self._pending_discards: set[tuple[str, str]] = set()  # cleanups to try again
@@ -173,6 +183,8 @@ class ModelStore:
         # Committed: whatever happens to the head and the static copy now, the save succeeded.
         await self._publish_after_commit(model_name, record, model.served.chunks)
         await self._retry_discards()
+        if self.keep_versions is not None:
+            await self._retain(model_name, self.keep_versions)
         return to_version_info(record)
 
     async def _store_version(
@@ -787,6 +799,32 @@ class ModelStore:
         for version in reversed(doomed):
             await self._discard_version(model_name, version.id)
         return versions
+
+    async def prune(self, model_name: str, keep: int, *, dry_run: bool = False) -> Pruned:
+        """Remove all but the newest ``keep`` versions, never one an alias points to.
+
+        Raises ModelNotFoundError; ValueError for ``keep`` below 1.
+        """
+        if keep < 1:
+            raise ValueError("prune keeps at least 1 version")
+        version_ids = await self.version_ids(model_name)
+        if not version_ids:
+            raise ModelNotFoundError(f"there is no model {self.url(model_name)!r}")
+        aliased = set((await self.aliases.all(model_name)).values())
+        doomed = [vid for vid in version_ids[:-keep] if vid not in aliased]
+        if not dry_run:
+            for version_id in doomed:
+                with contextlib.suppress(NotFoundError, VersionInUseError):  # raced: fine
+                    await self.remove(model_name, version_id)
+        kept = [vid for vid in version_ids if vid not in doomed]
+        return Pruned(removed=doomed, kept=kept)
+
+    async def _retain(self, model_name: str, keep: int) -> None:
+        """Retention after a save: it succeeded already, so a failure here is only logged."""
+        try:
+            await self.prune(model_name, keep)
+        except CodedError as error:
+            logger.warning("retention of %s failed (%s)", self.url(model_name), error)
 
     async def readiness(self, within_seconds: float = READY_TIMEOUT_SECONDS) -> str:
         """``"ok"``, or why the backend is not ready: one cheap round trip, bounded in time.

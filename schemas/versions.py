@@ -64,6 +64,22 @@ class AliasRequest(BaseModel):
     versionId: str = Field(description="A version id, or another alias", examples=["prod"])
 
 
+class PruneRequest(BaseModel):
+    """Body of ``POST .../~prune``."""
+
+    keep: int = Field(ge=1, description="The newest this many versions stay")
+    dryRun: bool = Field(default=False, description="Only say what would be removed")
+
+
+class PruneResult(BaseModel):
+    """Version ids removed (or, dry, that would be) and kept, oldest first; aliased versions
+    are always kept."""
+
+    removed: list[str]
+    kept: list[str]
+    dryRun: bool
+
+
 class TransferRequest(BaseModel):
     """Body of copy and move: model URLs as TF.js writes them."""
 

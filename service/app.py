@@ -67,6 +67,7 @@ def open_shelf(settings: Settings) -> Shelf:
         upload_buffer_bytes=settings.upload_buffer_bytes,
         max_model_json_bytes=settings.max_model_json_bytes,
         quotas=settings.quotas,
+        retention=settings.retention,
     )
     setting = "MODELSHELF_STORES" if settings.stores else "MODELSHELF_DATA_DIR/MODELSHELF_S3_URL"
     return open_stores(settings.store_urls(), limits, setting)

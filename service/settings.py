@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         default_factory=lambda: {"localstorage": BROWSER_LIKE_QUOTA},
         description="Store name -> byte quota over all stored bytes",
     )
+    retention: dict[str, int] = Field(
+        default_factory=dict,
+        description="Store name -> versions kept per model: after each save the older ones "
+        "are removed, never one an alias points to",
+    )
     max_body_bytes: int = Field(default=8 * GiB, description="Largest accepted save (413 above)")
     max_json_body_bytes: int = Field(
         default=64 * MiB, description="Largest application/json save (base64 weights in memory)"
@@ -191,6 +196,14 @@ class Settings(BaseSettings):
             except ValueError as error:
                 raise ValueError(f"MODELSHELF_STORES[{name!r}]: {error}") from None
         return stores
+
+    @field_validator("retention")
+    @classmethod
+    def _keep_at_least_one(cls, retention: dict[str, int]) -> dict[str, int]:
+        for name, keep in retention.items():
+            if keep < 1:
+                raise ValueError(f"MODELSHELF_RETENTION[{name!r}] must keep at least 1 version")
+        return retention
 
     @field_validator("auth_store")
     @classmethod

@@ -190,3 +190,46 @@ async def test_a_removed_model_can_be_created_again_conditionally(
     await model_store.remove("m")
     await _save(model_store, "m", 1, if_none_match=True)
     assert len(await model_store.versions("m")) == 1
+
+
+# -- retention and prune --------------------------------------------------------------------
+
+
+async def test_prune_keeps_the_newest_and_every_aliased_version(model_store: ModelStore) -> None:
+    versions = await _versions(model_store, "m", 5)
+    await model_store.set_alias("m", "prod", versions[0])
+    dry = await model_store.prune("m", 2, dry_run=True)
+    assert (dry.removed, dry.kept) == (versions[1:3], [versions[0], *versions[3:]])
+    assert [v.id for v in await model_store.versions("m")] == versions  # dry: nothing went
+    done = await model_store.prune("m", 2)
+    assert done == dry
+    assert [v.id for v in await model_store.versions("m")] == [versions[0], *versions[3:]]
+    assert await load_weights(model_store, "m", "prod") == dense_model(0).weight_bytes
+
+
+async def test_retention_prunes_after_each_save_but_never_an_aliased_version(
+    model_store: ModelStore,
+) -> None:
+    store = ModelStore("indexeddb", model_store.backend, keep_versions=2)
+    first = await _save(store, "m", 0)
+    await store.set_alias("m", "prod", first)
+    saved = [await _save(store, "m", seed) for seed in range(1, 5)]
+    assert [v.id for v in await store.versions("m")] == [first, *saved[-2:]]
+    assert (await store.version("m")).id == saved[-1]
+
+
+async def test_the_retention_setting_reaches_the_store(tmp_path: object) -> None:
+    from modelshelf.service.app import open_shelf
+    from modelshelf.service.settings import Settings
+
+    settings = Settings(
+        stores={"indexeddb": "memory://", "file": "memory://"}, retention={"indexeddb": 3}
+    )
+    shelf = open_shelf(settings)
+    try:
+        assert shelf.store("indexeddb").keep_versions == 3
+        assert shelf.store("file").keep_versions is None
+    finally:
+        await shelf.close()
+    with pytest.raises(ValueError, match="at least 1"):
+        Settings(retention={"indexeddb": 0})

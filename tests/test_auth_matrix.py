@@ -229,6 +229,14 @@ OPERATIONS: dict[str, Operation] = {
         [("write:indexeddb/team/*",)],
         [("read:*", "delete:*"), ("write:file",)],
     ),
+    "prune": Operation(
+        "POST",
+        f"/v1/models/indexeddb/{MODEL}/~prune",
+        200,
+        [("delete:indexeddb/team/a",)],
+        [("write:indexeddb/team/a", "read:*")],
+        body=lambda shelf: {"json": {"keep": 1}},
+    ),
     "create-token": Operation(
         "POST",
         "/v1/tokens",

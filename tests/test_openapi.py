@@ -35,6 +35,7 @@ OPERATIONS = {
     "shareModel",
     "setAlias",
     "removeAlias",
+    "pruneModel",
 }
 PUBLIC = {"healthz", "readyz"}
 LOADS = {"loadModelJson", "loadWeightFile", "exportModel"}  # what TF.js sends ?token= to

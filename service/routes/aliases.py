@@ -1,4 +1,4 @@
-"""Aliases: stable names for versions (``prod``), set, moved and removed conditionally."""
+"""Aliases (stable names for versions, like ``prod``) and pruning old versions around them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from modelshelf.access import Action
 from modelshelf.schemas.errors import ErrorCode
-from modelshelf.schemas.versions import AliasRequest, ModelInfo
+from modelshelf.schemas.versions import AliasRequest, ModelInfo, PruneRequest, PruneResult
 from modelshelf.service.auth import GrantDep
 from modelshelf.service.dependencies import StoreDep
 from modelshelf.service.errors import error_responses
@@ -92,3 +92,19 @@ async def remove_alias(
     conditions = preconditions(request)
     await store.aliases.remove(name, alias, if_match=conditions.if_match)
     return await _info(store, name)
+
+
+@router.post(
+    MODEL_PATH + "/~prune",
+    operation_id="pruneModel",
+    response_model=PruneResult,
+    tags=["models"],
+    responses=error_responses(ErrorCode.MODEL_NOT_FOUND, ErrorCode.UNKNOWN_STORE),
+)
+async def prune_model(
+    store: StoreDep, name: str, prune: PruneRequest, grant: GrantDep
+) -> PruneResult:
+    """Remove all but the newest ``keep`` versions (needs delete); aliased ones stay."""
+    grant.require(Action.DELETE, store.name, name)
+    pruned = await store.prune(name, prune.keep, dry_run=prune.dryRun)
+    return PruneResult(removed=pruned.removed, kept=pruned.kept, dryRun=prune.dryRun)
