@@ -32,7 +32,7 @@ from modelshelf._exceptions import (
 from modelshelf._weights import decode_weights, encode_weights
 from modelshelf.schemas.artifacts import ModelArtifactsInfo, SaveResult
 from modelshelf.schemas.tokens import CreatedToken, ShareLink, TokenInfo
-from modelshelf.schemas.versions import ModelInfo, VersionInfo
+from modelshelf.schemas.versions import ModelInfo, PruneResult, VersionInfo
 
 __version__ = "0.1.0"
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "ModelInfo",
     "ModelshelfError",
     "NotFoundError",
+    "PruneResult",
     "QuotaExceededError",
     "SaveResult",
     "ServerError",

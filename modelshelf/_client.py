@@ -26,7 +26,7 @@ from modelshelf._multipart import CHUNK_BYTES, Part, Progress, multipart_body
 from modelshelf._urls import LoadSource, ModelURL, store_and_prefix
 from modelshelf.schemas.artifacts import ModelArtifactsInfo, SaveResult
 from modelshelf.schemas.tokens import CreatedToken, ShareLink, TokenInfo, TokenList
-from modelshelf.schemas.versions import ModelInfo, StoreInfo, StoreList, VersionInfo
+from modelshelf.schemas.versions import ModelInfo, PruneResult, StoreInfo, StoreList, VersionInfo
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TOKEN_VARIABLE = "MODELSHELF_TOKEN"
@@ -68,12 +68,34 @@ class AsyncClient:
     # -- saving ----------------------------------------------------------------------------
 
     async def save(
-        self, url: str, artifacts: ModelArtifacts, *, progress: Progress | None = None
+        self,
+        url: str,
+        artifacts: ModelArtifacts,
+        *,
+        progress: Progress | None = None,
+        if_match: str | None = None,
+        if_none_match: bool = False,
     ) -> SaveResult:
-        """Save artifacts as a new version of ``url`` (like ``model.save``); raises on refusal."""
+        """Save artifacts as a new version of ``url`` (like ``model.save``); raises on refusal.
+
+        Args:
+            if_match: save only if this version id is the current one (optimistic
+                concurrency: load, change, save with the id you loaded).
+            if_none_match: save only if the model does not exist yet.
+
+        Raises:
+            ConflictError: the condition did not hold (412 precondition_failed).
+        """
         model_json = json.dumps(artifacts.to_model_json(), ensure_ascii=False).encode()
         files = [("model.weights.bin", artifacts.weight_data or b"")]
-        return await self.save_files(url, model_json, files, progress=progress)
+        return await self.save_files(
+            url,
+            model_json,
+            files,
+            progress=progress,
+            if_match=if_match,
+            if_none_match=if_none_match,
+        )
 
     async def save_files(
         self,
@@ -82,11 +104,14 @@ class AsyncClient:
         weight_files: Sequence[tuple[str, WeightSource]],
         *,
         progress: Progress | None = None,
+        if_match: str | None = None,
+        if_none_match: bool = False,
     ) -> SaveResult:
         """Save model.json and its weight files, streamed, one part per manifest path.
 
         ``weight_files`` are ``(manifest path, bytes | file path | iterable of bytes)`` in
         manifest order; files and iterables are never read whole into memory.
+        ``if_match`` and ``if_none_match`` are as for ``save``.
         """
         parts = [Part("model.json", model_json, "application/json")]
         parts += [Part(path, source) for path, source in weight_files]
@@ -95,7 +120,7 @@ class AsyncClient:
             "POST",
             ModelURL.parse(url).path,
             content=_in_thread(body.stream(progress)),
-            headers=body.headers(),
+            headers={**body.headers(), **_conditions(if_match, if_none_match)},
         )
         return SaveResult.model_validate(response.json())
 
@@ -237,6 +262,49 @@ class AsyncClient:
         """Move a model with all its versions; the source goes only once the copy is verified."""
         return await self._transfer("/v1/move", source, destination)
 
+    # -- aliases and pruning ---------------------------------------------------------------
+
+    async def set_alias(
+        self,
+        url: str,
+        alias: str,
+        version: str,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> ModelInfo:
+        """Point ``alias`` (e.g. ``"prod"``) at a version id or another alias.
+
+        Args:
+            if_match: move the alias only if it points at this version id now.
+            if_none_match: create the alias only; refuse if it exists.
+
+        Raises:
+            NotFoundError: no such model or version.
+            ConflictError: the condition did not hold (412 precondition_failed).
+        """
+        response = await self._send(
+            "PUT",
+            _alias_path(url, alias),
+            json={"versionId": version},
+            headers=_conditions(if_match, if_none_match),
+        )
+        return ModelInfo.model_validate(response.json())
+
+    async def remove_alias(self, url: str, alias: str, *, if_match: str | None = None) -> ModelInfo:
+        """Remove an alias (its version stays); returns the model's info."""
+        response = await self._send(
+            "DELETE", _alias_path(url, alias), headers=_conditions(if_match, False)
+        )
+        return ModelInfo.model_validate(response.json())
+
+    async def prune(self, url: str, keep: int, *, dry_run: bool = False) -> PruneResult:
+        """Remove all but the newest ``keep`` versions; versions an alias points to stay."""
+        response = await self._send(
+            "POST", f"{ModelURL.parse(url).path}/~prune", json={"keep": keep, "dryRun": dry_run}
+        )
+        return PruneResult.model_validate(response.json())
+
     # -- tokens and share links -------------------------------------------------------------
 
     async def create_token(
@@ -310,7 +378,7 @@ class AsyncClient:
 
     async def _version_info(self, model: ModelURL, version: str | None) -> VersionInfo:
         info = await self.get_model_info(str(model))
-        wanted = version or info.currentVersion
+        wanted = info.aliases.get(version, version) if version else info.currentVersion
         for candidate in info.versions:
             if candidate.id == wanted:
                 return candidate
@@ -397,9 +465,19 @@ class Client:
         self.base_url = self._async.base_url
 
     def save(
-        self, url: str, artifacts: ModelArtifacts, *, progress: Progress | None = None
+        self,
+        url: str,
+        artifacts: ModelArtifacts,
+        *,
+        progress: Progress | None = None,
+        if_match: str | None = None,
+        if_none_match: bool = False,
     ) -> SaveResult:
-        return self._run(self._async.save(url, artifacts, progress=progress))
+        return self._run(
+            self._async.save(
+                url, artifacts, progress=progress, if_match=if_match, if_none_match=if_none_match
+            )
+        )
 
     def save_files(
         self,
@@ -408,8 +486,19 @@ class Client:
         weight_files: Sequence[tuple[str, WeightSource]],
         *,
         progress: Progress | None = None,
+        if_match: str | None = None,
+        if_none_match: bool = False,
     ) -> SaveResult:
-        return self._run(self._async.save_files(url, model_json, weight_files, progress=progress))
+        return self._run(
+            self._async.save_files(
+                url,
+                model_json,
+                weight_files,
+                progress=progress,
+                if_match=if_match,
+                if_none_match=if_none_match,
+            )
+        )
 
     def push(self, folder: str | Path, url: str, *, progress: Progress | None = None) -> SaveResult:
         return self._run(self._async.push(folder, url, progress=progress))
@@ -465,6 +554,27 @@ class Client:
 
     def move_model(self, source: str, destination: str) -> ModelInfo:
         return self._run(self._async.move_model(source, destination))
+
+    def set_alias(
+        self,
+        url: str,
+        alias: str,
+        version: str,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> ModelInfo:
+        return self._run(
+            self._async.set_alias(
+                url, alias, version, if_match=if_match, if_none_match=if_none_match
+            )
+        )
+
+    def remove_alias(self, url: str, alias: str, *, if_match: str | None = None) -> ModelInfo:
+        return self._run(self._async.remove_alias(url, alias, if_match=if_match))
+
+    def prune(self, url: str, keep: int, *, dry_run: bool = False) -> PruneResult:
+        return self._run(self._async.prune(url, keep, dry_run=dry_run))
 
     def create_token(
         self, name: str, scopes: str | Sequence[str], expires_in: int | None = None
@@ -556,6 +666,17 @@ async def _blocks(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[memo
                 filled = 0
     if filled:
         yield buffer[:filled]
+
+
+def _conditions(if_match: str | None, if_none_match: bool) -> dict[str, str]:
+    """The precondition headers the server reads (ETags are quoted version ids)."""
+    if if_none_match:
+        return {"If-None-Match": "*"}
+    return {"If-Match": f'"{if_match}"'} if if_match else {}
+
+
+def _alias_path(url: str, alias: str) -> str:
+    return f"{ModelURL.parse(url).path}/~aliases/{quote(alias, safe='')}"
 
 
 def _version(version: str | None) -> dict[str, str]:

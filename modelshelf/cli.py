@@ -73,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text, arguments in _CLIENT_COMMANDS:
         sub = _command_parser(commands, name, help_text)
         for argument, argument_help in arguments:
-            if name == "ls":
-                sub.add_argument(argument, help=argument_help, nargs="?", default="")
+            if (name, argument) in _OPTIONAL_POSITIONALS:
+                default = _OPTIONAL_POSITIONALS[(name, argument)]
+                sub.add_argument(argument, help=argument_help, nargs="?", default=default)
             else:
                 sub.add_argument(argument, help=argument_help)
         _client_options(sub, name)
@@ -136,7 +137,27 @@ _CLIENT_COMMANDS: list[tuple[str, str, list[tuple[str, str]]]] = [
         "print a URL that loads a model with no other credentials, until it expires",
         [("url", "model URL")],
     ),
+    (
+        "tag",
+        "point an alias (e.g. prod) at a version; loads take it as --version / ?version=",
+        [
+            ("url", "model URL"),
+            ("alias", "alias name: a lowercase letter, then a-z 0-9 . _ -"),
+            ("version", "version id or alias (default: the current version)"),
+        ],
+    ),
+    ("untag", "remove an alias (its version stays)", [("url", "model URL"), ("alias", "alias")]),
+    (
+        "prune",
+        "remove all but the newest --keep versions; versions an alias points to stay",
+        [("url", "model URL")],
+    ),
 ]
+# (command, argument) -> its default when left out
+_OPTIONAL_POSITIONALS: dict[tuple[str, str], str | None] = {
+    ("ls", "url"): "",
+    ("tag", "version"): None,
+}
 
 
 def _serve_parser(commands: Any) -> None:
@@ -222,6 +243,16 @@ def _client_options(parser: argparse.ArgumentParser, command: str) -> None:
         )
     if command == "export":
         parser.add_argument("--prefix", help="file prefix (default: the name's last segment)")
+    if command == "tag":
+        parser.add_argument(
+            "--if-match", metavar="VERSION", help="move the alias only if it points here now"
+        )
+        parser.add_argument(
+            "--create", action="store_true", help="create only: fail if the alias exists"
+        )
+    if command == "prune":
+        parser.add_argument("--keep", type=int, required=True, help="versions to keep (>= 1)")
+        parser.add_argument("--dry-run", action="store_true", help="only say what would go")
     if command in ("push", "pull", "export"):
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -323,6 +354,7 @@ def _info(client: Any, args: argparse.Namespace) -> None:
             f"current version  {info.currentVersion}",
             f"saved            {sizes.dateSaved}",
             f"versions         {len(info.versions)}",
+            f"aliases          {_aliases_text(info.aliases)}",
             f"topology         {size_text(sizes.modelTopologyBytes)}",
             f"weights          {size_text(sizes.weightDataBytes)}",
         ]
@@ -331,9 +363,46 @@ def _info(client: Any, args: argparse.Namespace) -> None:
 
 
 def _versions(client: Any, args: argparse.Namespace) -> None:
-    versions = client.list_versions(args.url)
-    rows = [[v.id, v.dateSaved, size_text(v.modelArtifactsInfo.weightDataBytes)] for v in versions]
-    _print_rows(args, [v.model_dump() for v in versions], ["version", "saved", "weights"], rows)
+    info = client.get_model_info(args.url)
+    by_version: dict[str, list[str]] = {}
+    for alias, version_id in info.aliases.items():
+        by_version.setdefault(version_id, []).append(alias)
+    rows = [
+        [
+            v.id,
+            v.dateSaved,
+            size_text(v.modelArtifactsInfo.weightDataBytes),
+            ",".join(by_version.get(v.id, [])),
+        ]
+        for v in info.versions
+    ]
+    data = [{**v.model_dump(), "aliases": by_version.get(v.id, [])} for v in info.versions]
+    _print_rows(args, data, ["version", "saved", "weights", "aliases"], rows)
+
+
+def _aliases_text(aliases: dict[str, str]) -> str:
+    return ", ".join(f"{alias} -> {version}" for alias, version in aliases.items()) or "none"
+
+
+def _tag(client: Any, args: argparse.Namespace) -> None:
+    version = args.version or client.get_model_info(args.url).currentVersion
+    info = client.set_alias(
+        args.url, args.alias, version, if_match=args.if_match, if_none_match=args.create
+    )
+    _print(args, info.model_dump(), f"{args.alias} -> {info.aliases[args.alias]} ({info.url})")
+
+
+def _untag(client: Any, args: argparse.Namespace) -> None:
+    info = client.remove_alias(args.url, args.alias)
+    _print(args, info.model_dump(), f"removed alias {args.alias} of {info.url}")
+
+
+def _prune(client: Any, args: argparse.Namespace) -> None:
+    result = client.prune(args.url, args.keep, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    lines = [f"{verb} {len(result.removed)} version(s), kept {len(result.kept)}"]
+    lines += [f"  {version_id}" for version_id in result.removed]
+    _print(args, result.model_dump(), "\n".join(lines))
 
 
 def _rm(client: Any, args: argparse.Namespace) -> None:
@@ -406,6 +475,9 @@ _COMMANDS: dict[str, Callable[[Any, argparse.Namespace], None]] = {
     "cp": _cp,
     "mv": _mv,
     "share": _share,
+    "tag": _tag,
+    "untag": _untag,
+    "prune": _prune,
     "token create": _token_create,
     "token ls": _token_ls,
     "token revoke": _token_revoke,

@@ -30,6 +30,7 @@ PUBLIC_API = [
     "ModelArtifacts",
     "ModelArtifactsInfo",
     "ModelInfo",
+    "PruneResult",
     "ModelshelfError",
     "NotFoundError",
     "QuotaExceededError",
