@@ -17,6 +17,7 @@ from modelshelf.backends.concurrency import CallLimits
 from modelshelf.backends.errors import (
     InsufficientStorageError,
     InvalidKeyError,
+    InvalidRangeError,
     NotFoundError,
     PermissionDeniedError,
     PreconditionFailedError,
@@ -36,6 +37,7 @@ __all__ = [
     "CreateOnly",
     "InsufficientStorageError",
     "InvalidKeyError",
+    "InvalidRangeError",
     "ListPage",
     "NotFoundError",
     "ObjectInfo",

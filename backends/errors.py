@@ -7,6 +7,7 @@ botocore's ``ClientError``) into these at its edge, so nothing above
     StorageError
     ├── NotFoundError            (also a FileNotFoundError)
     ├── InvalidKeyError          (also a ValueError)
+    ├── InvalidRangeError        (also a ValueError) a byte range that reads nothing
     ├── PermissionDeniedError    (also a PermissionError)
     ├── InsufficientStorageError the medium is full
     └── UnavailableError         (also a ConnectionError) the backend cannot be reached
@@ -42,6 +43,12 @@ class InvalidKeyError(StorageError, ValueError):
     """The key could escape the store or is not storable (``..``, NUL, too long)."""
 
     code = ErrorCode.INVALID_KEY
+
+
+class InvalidRangeError(StorageError, ValueError):
+    """A ranged get that reads nothing: empty, negative, or starting past the value's end."""
+
+    code = ErrorCode.RANGE_NOT_SATISFIABLE
 
 
 class PermissionDeniedError(StorageError, PermissionError):

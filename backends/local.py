@@ -35,6 +35,7 @@ from modelshelf.backends.errors import (
 from modelshelf.backends.keys import validate_key
 from modelshelf.backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
 from modelshelf.backends.putmodes import CreateOnly, PutMode, check_put_mode
+from modelshelf.backends.ranges import resolve_range, validate_range
 
 TEMP_PREFIX = ".modelshelf-tmp-"
 READ_CHUNK_BYTES = 1 << 20
@@ -116,19 +117,22 @@ class LocalBackend:
             await self._calls.run(os.fsync, handle.fileno())
             await self._calls.guarded(handle.close())  # a full disk can fail here too
 
-    async def get(self, key: str) -> ObjectStream:
+    async def get(self, key: str, *, start: int = 0, end: int | None = None) -> ObjectStream:
         path = self._path(key)
+        validate_range(start, end)
         with self._translated(key):
             file = await self._calls.run(_open_for_reading, path)
             handle = ThreadBound(self._calls, file, _close)
             try:
                 info = _info(key, await handle.run(_fstat))
+                start, end = resolve_range(info.size, start, end)
+                if start:
+                    await handle.run(_seek, start)
             except BaseException:
                 handle.close_soon()
                 raise
-        return ObjectStream(
-            info, _read_chunks(handle, self._translated, key), release=_releaser(handle)
-        )
+        chunks = _read_chunks(handle, self._translated, key, end - start)
+        return ObjectStream(info, chunks, release=_releaser(handle), start=start, end=end)
 
     async def head(self, key: str) -> ObjectInfo:
         path = self._path(key)
@@ -237,10 +241,16 @@ async def _read_chunks(
     handle: ThreadBound[BinaryIO],
     translated: Callable[[str], AbstractContextManager[None]],
     key: str,
+    remaining: int,
 ) -> AsyncIterator[bytes]:
+    """``remaining`` bytes from the file's position: values are replaced, never appended."""
     try:
         with translated(key):
-            while chunk := await handle.run(_read_block):
+            while remaining > 0:
+                chunk = await handle.run(_read_block, min(remaining, READ_CHUNK_BYTES))
+                if not chunk:
+                    return
+                remaining -= len(chunk)
                 yield chunk
     finally:
         handle.close_soon()  # no await: safe in a cancelled task
@@ -254,8 +264,12 @@ def _fstat(file: BinaryIO) -> os.stat_result:
     return os.fstat(file.fileno())
 
 
-def _read_block(file: BinaryIO) -> bytes:
-    return file.read(READ_CHUNK_BYTES)
+def _seek(file: BinaryIO, offset: int) -> None:
+    file.seek(offset)
+
+
+def _read_block(file: BinaryIO, size: int) -> bytes:
+    return file.read(size)
 
 
 def _close(file: BinaryIO) -> None:

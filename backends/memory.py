@@ -10,6 +10,7 @@ from modelshelf.backends.errors import NotFoundError
 from modelshelf.backends.keys import validate_key
 from modelshelf.backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
 from modelshelf.backends.putmodes import PutMode, check_put_mode
+from modelshelf.backends.ranges import resolve_range, validate_range
 
 READ_CHUNK_BYTES = 1 << 20
 
@@ -37,9 +38,13 @@ class MemoryBackend:
         self._values[key] = value
         return self._info(key, value)
 
-    async def get(self, key: str) -> ObjectStream:
+    async def get(self, key: str, *, start: int = 0, end: int | None = None) -> ObjectStream:
+        validate_key(key)
+        validate_range(start, end)
         value = self._lookup(key)
-        return ObjectStream(self._info(key, value), _chunked(value))
+        start, end = resolve_range(len(value), start, end)
+        chunks = _chunked(memoryview(value)[start:end])
+        return ObjectStream(self._info(key, value), chunks, start=start, end=end)
 
     async def head(self, key: str) -> ObjectInfo:
         return self._info(key, self._lookup(key))
@@ -85,9 +90,8 @@ def _has_key_after(keys: list[str], items: list[ObjectInfo], prefix: str) -> boo
     return index < len(keys) and keys[index].startswith(prefix)
 
 
-async def _chunked(value: bytes) -> AsyncIterator[bytes]:
-    view = memoryview(value)
-    for offset in range(0, len(value), READ_CHUNK_BYTES):
+async def _chunked(view: memoryview) -> AsyncIterator[bytes]:
+    for offset in range(0, len(view), READ_CHUNK_BYTES):
         yield bytes(view[offset : offset + READ_CHUNK_BYTES])
 
 

@@ -61,13 +61,22 @@ class Capabilities:
 class ObjectStream:
     """A value being read: ``info`` is known before the first byte arrives.
 
-    ``release`` frees what the read holds (a file, a connection). ``aclose`` calls it even
-    when iteration never started, where an async generator's ``finally`` would not run.
+    ``info.size`` is the whole value's size; ``chunks`` hold its bytes ``[start, end)``
+    (``end=None``: to the value's end). ``release`` frees what the read holds (a file, a
+    connection). ``aclose`` calls it even when iteration never started, where an async
+    generator's ``finally`` would not run.
     """
 
     info: ObjectInfo
     chunks: AsyncIterator[bytes]
     release: Callable[[], Awaitable[None]] | None = None
+    start: int = 0
+    end: int | None = None
+
+    @property
+    def length(self) -> int:
+        """How many bytes ``chunks`` hold."""
+        return (self.info.size if self.end is None else self.end) - self.start
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self.chunks
@@ -100,8 +109,14 @@ class Backend(Protocol):
         """
         ...
 
-    async def get(self, key: str) -> ObjectStream:
-        """Open ``key`` for reading; raises NotFoundError before any byte is produced."""
+    async def get(self, key: str, *, start: int = 0, end: int | None = None) -> ObjectStream:
+        """Open ``key`` for reading its bytes ``[start, end)``, by default all of them.
+
+        ``end=None`` reads to the value's end, and an ``end`` past it stops there (see
+        ``backends.ranges``). The stream's ``start`` and ``end`` say what it holds. Raises
+        NotFoundError, or InvalidRangeError for a range that reads nothing, before any byte
+        is produced.
+        """
         ...
 
     async def head(self, key: str) -> ObjectInfo:

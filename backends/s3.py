@@ -37,6 +37,7 @@ from modelshelf.backends.concurrency import BlockingCalls, CallLimits, ThreadBou
 from modelshelf.backends.errors import (
     InsufficientStorageError,
     InvalidKeyError,
+    InvalidRangeError,
     NotFoundError,
     PermissionDeniedError,
     PreconditionFailedError,
@@ -46,12 +47,18 @@ from modelshelf.backends.errors import (
 from modelshelf.backends.keys import MAX_KEY_BYTES, validate_key
 from modelshelf.backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
 from modelshelf.backends.putmodes import CreateOnly, PutMode, ReplaceIfEtag
+from modelshelf.backends.ranges import validate_range
 
 if TYPE_CHECKING:
     from botocore.awsrequest import AWSPreparedRequest
     from botocore.response import StreamingBody
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ListObjectsV2RequestTypeDef
+    from mypy_boto3_s3.type_defs import (
+        CompletedPartTypeDef,
+        GetObjectOutputTypeDef,
+        GetObjectRequestTypeDef,
+        ListObjectsV2RequestTypeDef,
+    )
 
 MIB = 1 << 20
 DEFAULT_PART_BYTES = 8 * MIB
@@ -163,16 +170,21 @@ class S3Backend:
             if not await upload.abort():
                 self._unaborted.append(upload)
 
-    async def get(self, key: str) -> ObjectStream:
-        object_key = self._object_key(key)
+    async def get(self, key: str, *, start: int = 0, end: int | None = None) -> ObjectStream:
+        request: GetObjectRequestTypeDef = {"Bucket": self.bucket, "Key": self._object_key(key)}
+        if validate_range(start, end):  # S3 answers 416 InvalidRange past the end
+            request["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
         with self._translated(key):
-            response = await self._calls.run(
-                partial(self._client.get_object, Bucket=self.bucket, Key=object_key)
-            )
-        info = ObjectInfo(key, response["ContentLength"], _etag(response["ETag"]))
+            response = await self._calls.run(partial(self._client.get_object, **request))
         body = ThreadBound(self._calls, response["Body"], _close_body)
+        try:
+            size, start, end = _content_range(response, "Range" in request)
+        except BaseException:
+            body.close_soon()
+            raise
+        info = ObjectInfo(key, size, _etag(response["ETag"]))
         chunks = _BodyChunks(body, partial(self._translated, key))
-        return ObjectStream(info, chunks, release=chunks.aclose)
+        return ObjectStream(info, chunks, release=chunks.aclose, start=start, end=end)
 
     async def head(self, key: str) -> ObjectInfo:
         object_key = self._object_key(key)
@@ -405,6 +417,22 @@ class _BodyChunks:
         self._body.close_soon()  # no await: safe in a cancelled task
 
 
+def _content_range(response: GetObjectOutputTypeDef, ranged: bool) -> tuple[int, int, int]:
+    """The value's size and the bytes ``[start, end)`` a get's response holds.
+
+    Raises:
+        StorageError: the server answered a ranged get with the whole value.
+    """
+    length = response["ContentLength"]
+    if not ranged:
+        return length, 0, length
+    held, _, size = response.get("ContentRange", "").removeprefix("bytes ").partition("/")
+    first, _, last = held.partition("-")
+    if not (first.isdigit() and last.isdigit() and size.isdigit()):
+        raise StorageError("the S3 server ignored the byte range of a get")
+    return int(size), int(first), int(last) + 1
+
+
 def _read_block(body: StreamingBody) -> bytes:
     return body.read(READ_CHUNK_BYTES)
 
@@ -483,6 +511,7 @@ _DENIED = (
 )
 _BUSY = "store {store!r} is unavailable (S3 answered {code}); try again later"
 _NOT_FOUND = "no value at key {key!r}"
+_PAST_THE_END = "the byte range starts past the end of the value at key {key!r}"
 _PRECONDITION = "store {store!r}: {key!r} is not in the state the write required ({code})"
 _TOO_LARGE = "store {store!r}: the value is larger than its S3 server accepts ({code})"
 
@@ -491,6 +520,8 @@ _CLIENT_ERRORS: dict[str, tuple[type[StorageError], str]] = {
     "NoSuchKey": (NotFoundError, _NOT_FOUND),
     "NotFound": (NotFoundError, _NOT_FOUND),
     "404": (NotFoundError, _NOT_FOUND),
+    "InvalidRange": (InvalidRangeError, _PAST_THE_END),
+    "416": (InvalidRangeError, _PAST_THE_END),
     "NoSuchBucket": (UnavailableError, _NO_BUCKET),
     "AccessDenied": (PermissionDeniedError, _DENIED),
     "InvalidAccessKeyId": (PermissionDeniedError, _DENIED),
@@ -515,7 +546,7 @@ def _translated(store: str, bucket: str, endpoint: str, key: str) -> Iterator[No
         yield
     except ClientError as error:
         translated = _client_error(error, store, key)
-        if not isinstance(translated, NotFoundError):
+        if not isinstance(translated, NotFoundError | InvalidRangeError):
             logger.warning("S3 %s bucket %r key %r: %s", endpoint, bucket, key, error)
         raise translated from error
     except BotoCoreError as error:

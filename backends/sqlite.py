@@ -35,6 +35,7 @@ from modelshelf.backends.errors import (
 from modelshelf.backends.keys import validate_key
 from modelshelf.backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
 from modelshelf.backends.putmodes import PutMode, check_put_mode
+from modelshelf.backends.ranges import resolve_range, validate_range
 
 CHUNK_BYTES = 1 << 20
 PAGE_BYTES = 64 << 10
@@ -142,18 +143,20 @@ class SqliteBackend:
         except sqlite3.Error:
             logger.warning("SQLite checkpoint of %s failed; the next put retries", self.path)
 
-    async def get(self, key: str) -> ObjectStream:
+    async def get(self, key: str, *, start: int = 0, end: int | None = None) -> ObjectStream:
         validate_key(key)
+        validate_range(start, end)
         with self._translated(key):
             reader = ThreadBound(self._reads, await self._read(self._reader), self._recycle)
             try:
                 blob_id, size = await reader.run(_snapshot_row, key)
+                start, end = resolve_range(size, start, end)
             except BaseException:
                 reader.close_soon()
                 raise
         info = ObjectInfo(key, size, _etag(blob_id))
-        chunks = _read(reader, blob_id, partial(self._translated, key))
-        return ObjectStream(info, chunks, release=_releaser(reader))
+        chunks = _read(reader, blob_id, start, end, partial(self._translated, key))
+        return ObjectStream(info, chunks, release=_releaser(reader), start=start, end=end)
 
     async def head(self, key: str) -> ObjectInfo:
         validate_key(key)
@@ -377,7 +380,9 @@ def _snapshot_row(connection: sqlite3.Connection, key: str) -> tuple[int, int]:
 def _rows(batch: bytearray) -> list[memoryview]:
     """The batch cut into CHUNK_BYTES rows (the last may be shorter), uncopied.
 
-    sqlite3 binds any buffer as a BLOB, so the rows are views of the batch.
+    Batches are whole rows but a value's last, so only a value's last row is ever short:
+    ranged reads (``_read``) find a byte's row by dividing. sqlite3 binds any buffer as a
+    BLOB, so the rows are views of the batch.
     """
     view = memoryview(batch)
     return [view[start : start + CHUNK_BYTES] for start in range(0, len(batch), CHUNK_BYTES)]
@@ -388,10 +393,10 @@ def _drop_blob_rows(connection: sqlite3.Connection, blob_id: int) -> None:
     connection.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
 
 
-def _next_rows(connection: sqlite3.Connection, blob_id: int, seq: int) -> list[bytes]:
+def _next_rows(connection: sqlite3.Connection, blob_id: int, seq: int, limit: int) -> list[bytes]:
     rows = connection.execute(
         "SELECT data FROM chunks WHERE blob_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
-        (blob_id, seq, READ_AHEAD_ROWS),
+        (blob_id, seq, limit),
     ).fetchall()
     return [bytes(row[0]) for row in rows]
 
@@ -399,15 +404,29 @@ def _next_rows(connection: sqlite3.Connection, blob_id: int, seq: int) -> list[b
 async def _read(
     reader: ThreadBound[sqlite3.Connection],
     blob_id: int,
+    start: int,
+    end: int,
     translated: Callable[[], AbstractContextManager[None]],
 ) -> AsyncIterator[bytes]:
+    """The blob's bytes ``[start, end)``, read from the row that holds ``start``.
+
+    Every row of a blob but its last holds CHUNK_BYTES (``_rows``), so byte ``start`` is
+    in row ``start // CHUNK_BYTES``, and no row before it is read.
+    """
+    seq, skip = divmod(start, CHUNK_BYTES)
+    remaining = end - start
     try:
-        seq = 0
         with translated():
-            # A few rows per thread hop: the hop, not SQLite, dominates at 1 MiB a row.
-            while rows := await reader.run(_next_rows, blob_id, seq):
+            while remaining > 0:
+                # A few rows per thread hop: the hop, not SQLite, dominates at 1 MiB a row.
+                wanted = min(READ_AHEAD_ROWS, -(-(skip + remaining) // CHUNK_BYTES))
+                rows = await reader.run(_next_rows, blob_id, seq, wanted)
+                if not rows:
+                    return
                 for row in rows:
-                    yield row
+                    chunk = row[skip : skip + remaining]  # the row itself when it is all wanted
+                    skip, remaining = 0, remaining - len(chunk)
+                    yield chunk
                 seq += len(rows)
     finally:
         reader.close_soon()  # no await: safe in a cancelled task

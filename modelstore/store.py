@@ -642,10 +642,8 @@ class ModelStore:
         record, payload = await self._open_version(model_name, version_id)
         return to_version_info(record), payload.stream(record.served_bytes)
 
-    async def open_weight_file(
-        self, model_name: str, version_id: str, path: str
-    ) -> tuple[StoredFile, ObjectStream]:
-        """Open one stored weight file of a version, ``path`` as a URL names it.
+    async def weight_file(self, model_name: str, version_id: str, path: str) -> StoredFile:
+        """What a version records of one weight file, ``path`` as a URL names it; no byte read.
 
         Raises WeightFileNotFoundError, also for a path no save could have stored.
         """
@@ -659,12 +657,25 @@ class ModelStore:
             raise WeightFileNotFoundError(
                 f"version {version_id} of {self.url(model_name)!r} has no weight file {path!r}"
             )
-        key = layout.weight_file_key(model_name, version_id, path)
+        return StoredFile(**stored.model_dump())
+
+    async def open_weight_file(
+        self, model_name: str, version_id: str, path: str, *, start: int = 0, end: int | None = None
+    ) -> tuple[StoredFile, ObjectStream]:
+        """Open one stored weight file of a version for reading its bytes ``[start, end)``.
+
+        The range is the backend's (``Backend.get``); by default the whole file.
+
+        Raises WeightFileNotFoundError, also for a path no save could have stored, and
+        InvalidRangeError for a range that reads nothing.
+        """
+        stored = await self.weight_file(model_name, version_id, path)
+        key = layout.weight_file_key(model_name, version_id, stored.path)
         try:
-            return StoredFile(**stored.model_dump()), await self.backend.get(key)
+            return stored, await self.backend.get(key, start=start, end=end)
         except NotFoundError:
             self._records.pop((model_name, version_id), None)
-            raise await self._version_missing(model_name, version_id, path) from None
+            raise await self._version_missing(model_name, version_id, stored.path) from None
 
     async def list_models(
         self, prefix: str = "", *, cursor: str | None = None, limit: int = 1000

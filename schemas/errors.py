@@ -81,6 +81,7 @@ class ErrorCode(StrEnum):
     PRECONDITION_FAILED = "precondition_failed", 412, ErrorKind.CONFLICT
     PAYLOAD_TOO_LARGE = "payload_too_large", 413, ErrorKind.TOO_LARGE
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type", 415, ErrorKind.INVALID_REQUEST
+    RANGE_NOT_SATISFIABLE = "range_not_satisfiable", 416, ErrorKind.INVALID_REQUEST
     VALIDATION_ERROR = "validation_error", 422, ErrorKind.INVALID_REQUEST
     TOO_MANY_REQUESTS = "too_many_requests", 429, ErrorKind.TOO_MANY_REQUESTS
     INTERNAL_ERROR = "internal_error", 500, ErrorKind.SERVER_ERROR

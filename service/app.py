@@ -53,6 +53,8 @@ EXPOSED_HEADERS = [
     "Link",
     "Location",
     "Content-Length",
+    "Content-Range",
+    "Accept-Ranges",
     "X-Model-Version",
     "WWW-Authenticate",
     "Retry-After",

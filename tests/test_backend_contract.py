@@ -8,8 +8,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from modelshelf.backends import Backend, InvalidKeyError, NotFoundError, open_backend
+from modelshelf.backends import (
+    Backend,
+    InvalidKeyError,
+    InvalidRangeError,
+    NotFoundError,
+    open_backend,
+)
 from modelshelf.backends.ops import iter_keys, put_bytes, read_all
+from modelshelf.backends.sqlite import BATCH_BYTES, CHUNK_BYTES
 
 
 async def chunked(data: bytes, size: int) -> AsyncIterator[bytes]:
@@ -176,3 +183,78 @@ async def test_concurrent_puts_end_on_one_whole_value(backend: Backend) -> None:
     await asyncio.gather(*(backend.put("race", chunked(value, 100_000)) for value in values))
     assert await read_all(backend, "race") in values
     assert [info.key async for info in iter_keys(backend)] == ["race"]
+
+
+# Bytes past two SQLite rows and one write batch, sent in chunks that align with neither.
+RANGED = os.urandom(BATCH_BYTES + CHUNK_BYTES + 4321)
+RANGES = {
+    "first bytes": (0, 10),
+    "first byte": (0, 1),
+    "middle": (1000, 5000),
+    "across a row": (CHUNK_BYTES - 5, CHUNK_BYTES + 5),
+    "across a batch": (BATCH_BYTES - 3, BATCH_BYTES + 3),
+    "rows past the read-ahead": (CHUNK_BYTES // 2, len(RANGED) - 7),
+    "suffix to the end": (len(RANGED) - 100, None),
+    "from a row start": (2 * CHUNK_BYTES, None),
+    "last byte": (len(RANGED) - 1, len(RANGED)),
+    "end past the end": (len(RANGED) - 10, len(RANGED) + 1000),
+    "whole": (0, None),
+}
+
+
+@pytest.fixture
+async def ranged_value(backend: Backend) -> str:
+    await backend.put("r/value.bin", chunked(RANGED, 65536 + 7))
+    return "r/value.bin"
+
+
+@pytest.mark.parametrize("span", RANGES.values(), ids=RANGES.keys())
+async def test_ranged_get_reads_only_its_bytes(
+    backend: Backend, ranged_value: str, span: tuple[int, int | None]
+) -> None:
+    start, end = span
+    stream = await backend.get(ranged_value, start=start, end=end)
+    data = b"".join([chunk async for chunk in stream])
+    assert data == RANGED[start:end]
+    assert stream.info.size == len(RANGED)  # the whole value's, whatever the range
+    assert stream.info.etag == (await backend.head(ranged_value)).etag
+    assert (stream.start, stream.end) == (start, min(end or len(RANGED), len(RANGED)))
+    assert stream.length == len(data)
+
+
+@pytest.mark.parametrize(
+    "span",
+    [(-1, None), (-5, 3), (10, 10), (10, 9), (len(RANGED), None), (len(RANGED) + 1, None)],
+    ids=["negative", "negative start", "empty", "inverted", "at the end", "past the end"],
+)
+async def test_ranged_get_of_nothing_is_refused(
+    backend: Backend, ranged_value: str, span: tuple[int, int | None]
+) -> None:
+    with pytest.raises(InvalidRangeError):
+        await backend.get(ranged_value, start=span[0], end=span[1])
+    with pytest.raises(ValueError):  # InvalidRangeError is a ValueError too
+        await backend.get(ranged_value, start=span[0], end=span[1])
+    assert await read_all(backend, ranged_value) == RANGED  # nothing was left open
+
+
+async def test_ranges_of_an_empty_value(backend: Backend) -> None:
+    await put_bytes(backend, "empty", b"")
+    stream = await backend.get("empty", start=0, end=None)
+    assert [chunk async for chunk in stream] == []
+    assert (stream.start, stream.end, stream.length) == (0, 0, 0)
+    for start, end in [(0, 1), (1, None)]:
+        with pytest.raises(InvalidRangeError):
+            await backend.get("empty", start=start, end=end)
+
+
+async def test_ranged_get_of_a_missing_key_raises_not_found(backend: Backend) -> None:
+    with pytest.raises(NotFoundError):
+        await backend.get("nope/missing", start=5, end=10)
+
+
+async def test_partial_ranged_read_can_be_closed(backend: Backend, ranged_value: str) -> None:
+    stream = await backend.get(ranged_value, start=CHUNK_BYTES // 2)
+    first = await anext(stream.chunks)
+    assert first == RANGED[CHUNK_BYTES // 2 : CHUNK_BYTES // 2 + len(first)]
+    await stream.aclose()
+    await backend.delete(ranged_value)  # nothing holds the value open

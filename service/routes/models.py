@@ -19,6 +19,7 @@ from modelshelf.service.auth import GrantDep, LoadGrantDep
 from modelshelf.service.dependencies import SettingsDep, StoreDep, model_base_url
 from modelshelf.service.errors import error_responses
 from modelshelf.service.preconditions import preconditions
+from modelshelf.service.ranges import requested_range
 from modelshelf.service.routing import ModelNameConvertor  # noqa: F401  (registers 'modelname')
 from modelshelf.service.saving import BodyLimit, read_save_request, too_large
 from modelshelf.service.settings import Settings
@@ -177,39 +178,72 @@ def _model_json_headers(version_id: str, *, original: bool) -> dict[str, str]:
     return {"ETag": etag, "Cache-Control": "no-cache", "X-Model-Version": version_id}
 
 
+_WEIGHT_ERRORS = error_responses(
+    ErrorCode.WEIGHT_FILE_NOT_FOUND,
+    ErrorCode.MODEL_NOT_FOUND,
+    ErrorCode.VERSION_NOT_FOUND,
+    ErrorCode.RANGE_NOT_SATISFIABLE,
+)
+_RANGES_HEADER = {"Accept-Ranges": {"description": "bytes", "schema": {"type": "string"}}}
+
+
+def _content_range(description: str) -> dict[str, Any]:
+    return {"Content-Range": {"description": description, "schema": {"type": "string"}}}
+
+
+_WEIGHT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": _WEIGHT_CONTENT, "headers": _RANGES_HEADER},
+    206: {
+        "description": "The one byte range a Range header asks for (If-Range: the ETag)",
+        "content": _WEIGHT_CONTENT,
+        "headers": {**_RANGES_HEADER, **_content_range("bytes FIRST-LAST/SIZE")},
+    },
+    **_WEIGHT_ERRORS,
+    416: {**_WEIGHT_ERRORS[416], "headers": _content_range("bytes */SIZE")},
+}
+
+
 @router.get(
     MODEL_PATH + "/~v/{version}/{path:path}",
     operation_id="loadWeightFile",
     response_class=Response,
-    responses={
-        200: {"content": _WEIGHT_CONTENT},
-        **error_responses(
-            ErrorCode.WEIGHT_FILE_NOT_FOUND, ErrorCode.MODEL_NOT_FOUND, ErrorCode.VERSION_NOT_FOUND
-        ),
-    },
+    responses=_WEIGHT_RESPONSES,
 )
 async def load_weight_file(
     request: Request, store: StoreDep, name: str, version: str, path: str, grant: LoadGrantDep
 ) -> Response:
-    """Load one weight file of a version; its bytes never change (cached for a year)."""
+    """Load one weight file of a version, or one byte range; immutable (cached for a year)."""
     grant.require(Action.READ, store.name, name, version)
-    stored, stream = await store.open_weight_file(name, version, path)
+    stored = await store.weight_file(name, version, path)
     etag = f'"{stored.sha256}"'
-    headers = {"ETag": etag, "Cache-Control": IMMUTABLE, "Content-Length": str(stored.size)}
-    if _matches(request, etag):
-        await stream.aclose()
-        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": IMMUTABLE})
-    return await _streamed(request, stream, "application/octet-stream", headers)
+    headers = {"ETag": etag, "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
+    if _matches(request, etag):  # before Range (RFC 9110 §13.2.2); no byte is opened
+        return Response(status_code=304, headers=headers)
+    wanted = requested_range(request.method, request.headers, etag, stored.size)
+    if wanted is None:
+        _stored, stream = await store.open_weight_file(name, version, path)
+        headers["Content-Length"] = str(stored.size)
+        return await _streamed(request, stream, "application/octet-stream", headers)
+    _stored, stream = await store.open_weight_file(
+        name, version, path, start=wanted.start, end=wanted.end
+    )
+    headers["Content-Length"] = str(wanted.end - wanted.start)
+    headers["Content-Range"] = wanted.content_range
+    return await _streamed(request, stream, "application/octet-stream", headers, 206)
 
 
 async def _streamed(
-    request: Request, stream: ObjectStream, media_type: str, headers: dict[str, str]
+    request: Request,
+    stream: ObjectStream,
+    media_type: str,
+    headers: dict[str, str],
+    status_code: int = 200,
 ) -> Response:
     """The stream as the body; for HEAD, only the headers, and no byte is read."""
     if request.method == "HEAD":
         await stream.aclose()
-        return Response(media_type=media_type, headers=headers)
-    return StreamingResponse(_closing(stream), media_type=media_type, headers=headers)
+        return Response(media_type=media_type, headers=headers, status_code=status_code)
+    return StreamingResponse(_closing(stream), status_code, media_type=media_type, headers=headers)
 
 
 async def _closing(stream: Any) -> AsyncIterator[bytes]:

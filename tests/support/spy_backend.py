@@ -19,11 +19,13 @@ class SpyBackend:
         self.capabilities = inner.capabilities
         self.calls: Counter[str] = Counter()
         self.listed = 0  # keys returned by listings: what a listing costs beyond its call
+        self.ranges: list[tuple[int, int | None]] = []  # (start, end) of each get
         self.fail = fail
 
     def reset(self) -> None:
         self.calls.clear()
         self.listed = 0
+        self.ranges.clear()
 
     def _enter(self, operation: str, key: str) -> None:
         self.calls[operation] += 1
@@ -35,9 +37,10 @@ class SpyBackend:
         self._enter("put", key)
         return await self.inner.put(key, chunks, mode)
 
-    async def get(self, key: str) -> ObjectStream:
+    async def get(self, key: str, *, start: int = 0, end: int | None = None) -> ObjectStream:
         self._enter("get", key)
-        return await self.inner.get(key)
+        self.ranges.append((start, end))
+        return await self.inner.get(key, start=start, end=end)
 
     async def head(self, key: str) -> ObjectInfo:
         self._enter("head", key)
