@@ -25,7 +25,14 @@ from modelshelf.backends.errors import (
     StorageError,
     UnavailableError,
 )
-from modelshelf.backends.protocol import Backend, Capabilities, ListPage, ObjectInfo, ObjectStream
+from modelshelf.backends.protocol import (
+    Backend,
+    Capabilities,
+    ListPage,
+    ObjectInfo,
+    ObjectStream,
+    SweptItem,
+)
 from modelshelf.backends.putmodes import CreateOnly, PutMode, ReplaceIfEtag
 
 __all__ = [
@@ -48,6 +55,7 @@ __all__ = [
     "ReadOnlyStoreError",
     "ReplaceIfEtag",
     "StorageError",
+    "SweptItem",
     "UnavailableError",
     "UnknownSchemeError",
     "backend_kind",

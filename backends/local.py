@@ -1,7 +1,9 @@
 """``file://PATH``: values as plain files under a root folder.
 
 Writes go to a temp file in the target folder, are fsynced, then ``os.replace``d
-into place, so a reader sees the old value or the new one, never a torn one.
+into place, so a reader sees the old value or the new one, never a torn one. A process
+killed mid-put leaves its temp file behind (listings skip them); ``sweep_incomplete`` frees
+those whose last write is older than the threshold.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import errno
 import fcntl
 import logging
 import os
+import re
 import stat as stat_module
+import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -33,11 +37,19 @@ from modelshelf.backends.errors import (
     UnavailableError,
 )
 from modelshelf.backends.keys import validate_key
-from modelshelf.backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
+from modelshelf.backends.protocol import (
+    Capabilities,
+    ListPage,
+    ObjectInfo,
+    ObjectStream,
+    SweptItem,
+)
 from modelshelf.backends.putmodes import CreateOnly, PutMode, check_put_mode
 from modelshelf.backends.ranges import resolve_range, validate_range
 
 TEMP_PREFIX = ".modelshelf-tmp-"
+TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + "[0-9a-f]{32}")  # what put() names them
+SWEEP_DEADLINE_SECONDS = 600.0  # one walk of the whole tree, however large
 READ_CHUNK_BYTES = 1 << 20
 WRITE_BATCH_BYTES = 1 << 20
 PARENT_ATTEMPTS = 5
@@ -67,6 +79,7 @@ class LocalBackend:
             # atomic across processes on one machine (not over NFS).
             put_create=True,
             put_replace_if_etag=True,
+            sweeps_incomplete=True,
         )
 
     async def put(self, key: str, chunks: AsyncIterable[bytes], mode: PutMode = None) -> ObjectInfo:
@@ -172,6 +185,25 @@ class LocalBackend:
             if len(items) == count:
                 break
         return items
+
+    async def sweep_incomplete(
+        self, older_than_seconds: float, *, dry_run: bool
+    ) -> builtins.list[SweptItem]:
+        """Free temp files of puts last written before the threshold (mtime)."""
+        cutoff = time.time() - older_than_seconds
+        walk = self._calls.start(_stale_temps, self.root, cutoff)
+        with self._translated("(temp files)", writing=not dry_run):
+            found = await self._calls.wait(walk, SWEEP_DEADLINE_SECONDS)
+            if not dry_run:
+                found = [
+                    (path, size)
+                    for path, size in found
+                    if await self._calls.run(_remove_temp, path, self.root)
+                ]
+        return [
+            SweptItem("temp_file", path.relative_to(self.root).as_posix(), size)
+            for path, size in found
+        ]
 
     async def close(self) -> None:
         self._calls.shutdown()
@@ -286,6 +318,32 @@ def _releaser(handle: ThreadBound[BinaryIO]) -> Callable[[], Awaitable[None]]:
 async def _close_quietly(handle: Any) -> None:
     with suppress(OSError):  # ENOSPC flushing the buffer: the put fails anyway
         await handle.close()
+
+
+def _stale_temps(root: Path, cutoff: float) -> builtins.list[tuple[Path, int]]:
+    """(path, bytes) of every temp file under ``root`` last modified before ``cutoff``."""
+    found: builtins.list[tuple[Path, int]] = []
+    for folder, _folders, files in os.walk(root):
+        for name in files:
+            if not TEMP_NAME.fullmatch(name):
+                continue
+            path = Path(folder, name)
+            with suppress(FileNotFoundError):  # the put ended meanwhile
+                stat = path.lstat()
+                if stat_module.S_ISREG(stat.st_mode) and stat.st_mtime < cutoff:
+                    # A create-only put killed after its link: the value keeps the bytes.
+                    found.append((path, stat.st_size if stat.st_nlink == 1 else 0))
+    return sorted(found)
+
+
+def _remove_temp(path: Path, root: Path) -> bool:
+    """Unlink a stale temp file and the folders it leaves empty; False if it was gone."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    _prune_empty_parents(path.parent, root)
+    return True
 
 
 def _discard_temp(temp: Path, root: Path) -> None:

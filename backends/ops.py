@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import cast
 
 from modelshelf.backends.errors import NotFoundError
-from modelshelf.backends.protocol import Backend, ObjectInfo
+from modelshelf.backends.protocol import Backend, IncompleteSweeper, ObjectInfo, SweptItem
 from modelshelf.backends.putmodes import PutMode
 
 
@@ -55,3 +56,13 @@ async def copy_value(source: Backend, key: str, destination: Backend, new_key: s
         return await destination.put(new_key, stream.chunks)
     finally:
         await stream.aclose()
+
+
+async def sweep_incomplete(
+    backend: Backend, older_than_seconds: float, *, dry_run: bool = False
+) -> list[SweptItem]:
+    """What killed puts left in ``backend`` (freed unless ``dry_run``); [] if it keeps none."""
+    if not backend.capabilities.sweeps_incomplete:
+        return []
+    sweeper = cast(IncompleteSweeper, backend)
+    return await sweeper.sweep_incomplete(older_than_seconds, dry_run=dry_run)

@@ -45,6 +45,8 @@ class Capabilities:
             CDN, a bucket's website) could serve as it is.
         put_create: ``put(mode=CreateOnly())`` is atomic, across every process sharing it.
         put_replace_if_etag: ``put(mode=ReplaceIfEtag(etag))`` is atomic, likewise.
+        sweeps_incomplete: a put killed midway (kill -9, a crash) can leave bytes behind that
+            no key points to, and the backend implements ``IncompleteSweeper`` to free them.
     """
 
     persistent: bool
@@ -55,6 +57,22 @@ class Capabilities:
     plain_objects: bool = False
     put_create: bool = False
     put_replace_if_etag: bool = False
+    sweeps_incomplete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SweptItem:
+    """Something a put that never finished left behind, which no key points to.
+
+    Attributes:
+        kind: ``staging_blob`` (sqlite), ``multipart_upload`` (s3) or ``temp_file`` (file).
+        name: what a person would look for: a temp file's path, the key an upload was for.
+        size: the bytes it holds.
+    """
+
+    kind: str
+    name: str
+    size: int
 
 
 @dataclass(slots=True)
@@ -135,4 +153,18 @@ class Backend(Protocol):
 
     async def close(self) -> None:
         """Release connections and files; the backend is unusable afterwards."""
+        ...
+
+
+class IncompleteSweeper(Protocol):
+    """What a backend declaring ``Capabilities.sweeps_incomplete`` implements as well."""
+
+    async def sweep_incomplete(
+        self, older_than_seconds: float, *, dry_run: bool
+    ) -> list[SweptItem]:
+        """Free what puts begun more than ``older_than_seconds`` ago and never finished hold.
+
+        A put still running that long loses its bytes and fails; nothing a key points to is
+        ever touched. With ``dry_run``, only lists them.
+        """
         ...

@@ -3,7 +3,8 @@
 boto3 blocks, so every call runs in a worker thread and nothing of boto3 leaves this
 module. A value larger than one part goes up as a multipart upload that is aborted on any
 failure (S3 failing, the source raising, the task being cancelled), so a failed put leaves
-nothing visible.
+nothing visible. A process killed mid-put cannot abort: its multipart upload stays
+(invisible, but billed) until ``sweep_incomplete`` aborts it.
 
 Credentials come from the standard AWS chain (``AWS_ACCESS_KEY_ID`` /
 ``AWS_SECRET_ACCESS_KEY``, profiles, instance roles). The ``access_key`` and ``secret_key``
@@ -17,6 +18,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -45,7 +47,13 @@ from modelshelf.backends.errors import (
     UnavailableError,
 )
 from modelshelf.backends.keys import MAX_KEY_BYTES, validate_key
-from modelshelf.backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
+from modelshelf.backends.protocol import (
+    Capabilities,
+    ListPage,
+    ObjectInfo,
+    ObjectStream,
+    SweptItem,
+)
 from modelshelf.backends.putmodes import CreateOnly, PutMode, ReplaceIfEtag
 from modelshelf.backends.ranges import validate_range
 
@@ -57,7 +65,9 @@ if TYPE_CHECKING:
         CompletedPartTypeDef,
         GetObjectOutputTypeDef,
         GetObjectRequestTypeDef,
+        ListMultipartUploadsRequestTypeDef,
         ListObjectsV2RequestTypeDef,
+        ListPartsRequestTypeDef,
     )
 
 MIB = 1 << 20
@@ -76,6 +86,8 @@ MAX_LIST_PAGE = 1000  # S3 caps MaxKeys here
 URL_OPTIONS = ("endpoint_url", "region", "path_style", "part_size", "access_key", "secret_key")
 T = TypeVar("T")
 _ObjectInfos = list[ObjectInfo]  # an alias: inside S3Backend, ``list`` names the method
+_Uploads = list[tuple[str, str]]  # (object key, upload id)
+_SweptItems = list[SweptItem]
 logger = logging.getLogger(__name__)
 
 
@@ -121,6 +133,7 @@ class S3Backend:
             # them ignores the headers; see the README on what is then guaranteed.
             put_create=True,
             put_replace_if_etag=True,
+            sweeps_incomplete=True,
         )
         self.endpoint_url = endpoint_url
         self.part_size = _checked_part_size(part_size)
@@ -209,6 +222,35 @@ class S3Backend:
         items = found[:limit]
         return ListPage(items, items[-1].key if items and len(found) > limit else None)
 
+    async def sweep_incomplete(self, older_than_seconds: float, *, dry_run: bool) -> _SweptItems:
+        """Abort multipart uploads under the prefix initiated before the threshold."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+        swept: list[SweptItem] = []
+        with self._translated("(multipart uploads)"):
+            for object_key, upload_id in await self._calls.run(self._stale_uploads, cutoff):
+                size = await self._calls.run(self._uploaded_bytes, object_key, upload_id)
+                if size is None or not (dry_run or await self._abort(object_key, upload_id)):
+                    continue  # completed or aborted meanwhile
+                key = object_key.removeprefix(self.prefix)
+                swept.append(SweptItem("multipart_upload", f"{key} (upload {upload_id})", size))
+        return swept
+
+    async def _abort(self, object_key: str, upload_id: str) -> bool:
+        """Abort one upload; False if it was gone already."""
+        abort = partial(
+            self._client.abort_multipart_upload,
+            Bucket=self.bucket,
+            Key=object_key,
+            UploadId=upload_id,
+        )
+        try:
+            await self._calls.run(abort)
+        except ClientError as error:
+            if _code(error) in ("NoSuchUpload", "404"):
+                return False
+            raise
+        return True
+
     async def close(self) -> None:
         self._calls.shutdown()
         self._client.close()
@@ -267,6 +309,41 @@ class S3Backend:
                 break
             request["ContinuationToken"] = response["NextContinuationToken"]
         return found
+
+    def _stale_uploads(self, cutoff: datetime) -> _Uploads:
+        request: ListMultipartUploadsRequestTypeDef = {"Bucket": self.bucket, "Prefix": self.prefix}
+        found: _Uploads = []
+        while True:
+            response = self._client.list_multipart_uploads(**request)
+            found += [
+                (upload["Key"], upload["UploadId"])
+                for upload in response.get("Uploads", [])
+                if upload["Initiated"] < cutoff
+            ]
+            if not response.get("IsTruncated"):
+                return found
+            request["KeyMarker"] = response.get("NextKeyMarker", "")
+            request["UploadIdMarker"] = response.get("NextUploadIdMarker", "")
+
+    def _uploaded_bytes(self, object_key: str, upload_id: str) -> int | None:
+        """The bytes of an upload's parts; None if it is gone (completed, aborted)."""
+        request: ListPartsRequestTypeDef = {
+            "Bucket": self.bucket,
+            "Key": object_key,
+            "UploadId": upload_id,
+        }
+        size = 0
+        while True:
+            try:
+                response = self._client.list_parts(**request)
+            except ClientError as error:
+                if _code(error) in ("NoSuchUpload", "404"):
+                    return None
+                raise
+            size += sum(part["Size"] for part in response.get("Parts", []))
+            if not response.get("IsTruncated"):
+                return size
+            request["PartNumberMarker"] = response.get("NextPartNumberMarker", 0)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -4,6 +4,10 @@ A put streams its chunks into a staging blob in small transactions (so one long
 upload does not hold the write lock for its whole duration), then one
 transaction points the key at the new blob and drops the old one: the commit
 point. Readers hold a read transaction, so they see one snapshot throughout.
+
+A process killed mid-put leaves its staging blob behind: a ``blobs`` row no key points to,
+``created`` when the put began (every database has had that column), and its chunk rows.
+``sweep_incomplete`` frees those; a file opened drops the ones older than a day anyway.
 """
 
 from __future__ import annotations
@@ -33,7 +37,13 @@ from modelshelf.backends.errors import (
     UnavailableError,
 )
 from modelshelf.backends.keys import validate_key
-from modelshelf.backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
+from modelshelf.backends.protocol import (
+    Capabilities,
+    ListPage,
+    ObjectInfo,
+    ObjectStream,
+    SweptItem,
+)
 from modelshelf.backends.putmodes import PutMode, check_put_mode
 from modelshelf.backends.ranges import resolve_range, validate_range
 
@@ -65,7 +75,11 @@ class SqliteBackend:
     # Conditional puts check and commit in one BEGIN IMMEDIATE transaction: atomic across
     # every process that opens the file.
     capabilities = Capabilities(
-        persistent=True, shared=False, put_create=True, put_replace_if_etag=True
+        persistent=True,
+        shared=False,
+        put_create=True,
+        put_replace_if_etag=True,
+        sweeps_incomplete=True,
     )
 
     def __init__(self, path: str | Path, limits: CallLimits | None = None) -> None:
@@ -177,6 +191,19 @@ class SqliteBackend:
             rows = await self._read(self._list_rows, prefix, start_after or "", limit + 1)
         items = [ObjectInfo(key, size, _etag(blob_id)) for key, blob_id, size in rows[:limit]]
         return ListPage(items, items[-1].key if len(rows) > limit else None)
+
+    async def sweep_incomplete(
+        self, older_than_seconds: float, *, dry_run: bool
+    ) -> builtins.list[SweptItem]:
+        """Free staging blobs of puts begun before the threshold that never committed."""
+        if not dry_run:
+            self._refuse_if_read_only()
+        cutoff = time.time() - older_than_seconds
+        with self._translated("(staging blobs)"):
+            found = await self._run(self._sweep, cutoff, dry_run)
+        if not dry_run and found:
+            self._checkpoint_soon()
+        return [SweptItem("staging_blob", f"staging blob {blob}", size) for blob, size in found]
 
     async def close(self) -> None:
         if self._checkpoint is not None:
@@ -319,6 +346,7 @@ class SqliteBackend:
     def _commit_blob(self, key: str, blob_id: int, size: int, mode: PutMode) -> None:
         connection = self._connection()
         with _transaction(connection, "BEGIN IMMEDIATE"):
+            self._require_staged(connection, blob_id, size)
             old = connection.execute("SELECT blob_id FROM objects WHERE key = ?", (key,)).fetchone()
             check_put_mode(mode, key, None if old is None else _etag(old[0]))
             connection.execute(
@@ -328,6 +356,29 @@ class SqliteBackend:
             connection.execute("UPDATE blobs SET committed = 1 WHERE id = ?", (blob_id,))
             if old is not None:
                 _drop_blob_rows(connection, old[0])
+
+    def _require_staged(self, connection: sqlite3.Connection, blob_id: int, size: int) -> None:
+        """Refuse to commit a blob that lost rows: gc swept it while this put ran too long."""
+        if _staged_bytes(connection, blob_id) != size:
+            raise UnavailableError(
+                f"store {self.store!r} lost this upload's staged bytes before it committed: it "
+                f"ran longer than a garbage collection's age threshold; save again"
+            )
+
+    def _sweep(self, cutoff: float, dry_run: bool) -> builtins.list[tuple[int, int]]:
+        """(blob id, bytes) of the abandoned staging blobs; dropped unless ``dry_run``."""
+        connection = self._connection()
+        with _transaction(connection, "BEGIN" if dry_run else "BEGIN IMMEDIATE"):
+            found = [
+                (blob_id, _chunk_bytes(connection, blob_id))
+                for blob_id in _abandoned(connection, cutoff)
+            ]
+            if not dry_run:
+                for blob_id, _size in found:
+                    _drop_blob_rows(connection, blob_id)
+        if not dry_run:
+            self._undropped.difference_update(blob_id for blob_id, _size in found)
+        return found
 
     def _drop_blob(self, blob_id: int) -> None:
         """Drop a staging blob; a committed one (the put was cancelled too late) stays."""
@@ -369,6 +420,39 @@ def _object_row(connection: sqlite3.Connection, key: str) -> tuple[int, int]:
     if row is None:
         raise NotFoundError(f"no value at key {key!r}")
     return int(row[0]), int(row[1])
+
+
+def _abandoned(connection: sqlite3.Connection, cutoff: float) -> list[int]:
+    """Blobs begun before ``cutoff`` that no key points to, and ids of rows with no blob.
+
+    A committed blob always has its key (one transaction sets both), so the first kind are
+    staging blobs of puts that never ended. Chunk rows whose blob row is gone (a cancelled
+    put's last batch landing after its cleanup) can never be committed: any age goes.
+    """
+    staging = connection.execute(
+        "SELECT id FROM blobs WHERE committed = 0 AND created < ? AND NOT EXISTS "
+        "(SELECT 1 FROM objects WHERE objects.blob_id = blobs.id)",
+        (cutoff,),
+    ).fetchall()
+    strays = connection.execute(
+        "SELECT DISTINCT blob_id FROM chunks WHERE blob_id NOT IN (SELECT id FROM blobs)"
+    ).fetchall()
+    return sorted({int(row[0]) for row in [*staging, *strays]})
+
+
+def _chunk_bytes(connection: sqlite3.Connection, blob_id: int) -> int:
+    row = connection.execute(
+        "SELECT coalesce(sum(length(data)), 0) FROM chunks WHERE blob_id = ?", (blob_id,)
+    ).fetchone()
+    return int(row[0])
+
+
+def _staged_bytes(connection: sqlite3.Connection, blob_id: int) -> int | None:
+    """The bytes of a staging blob; None if it is none (gone, or committed)."""
+    row = connection.execute("SELECT committed FROM blobs WHERE id = ?", (blob_id,)).fetchone()
+    if row is None or row[0] != 0:
+        return None
+    return _chunk_bytes(connection, blob_id)
 
 
 def _snapshot_row(connection: sqlite3.Connection, key: str) -> tuple[int, int]:

@@ -11,6 +11,7 @@ The SDK mirrors ``tf.io``: ``save``, ``load``, ``list_models``, ``remove_model``
 With ``MODELSHELF_AUTH=tokens`` the client sends ``token=`` (or ``MODELSHELF_TOKEN``); an
 admin issues tokens with ``create_token`` and anyone who may read a model hands out a
 read-only link to it with ``share``, which ``load`` (or TF.js) reads with no other token.
+An admin frees what killed saves left behind with ``gc``.
 """
 
 from modelshelf._artifacts import ModelArtifacts
@@ -31,6 +32,7 @@ from modelshelf._exceptions import (
 )
 from modelshelf._weights import decode_weights, encode_weights
 from modelshelf.schemas.artifacts import ModelArtifactsInfo, SaveResult
+from modelshelf.schemas.maintenance import GcReport
 from modelshelf.schemas.tokens import CreatedToken, ShareLink, TokenInfo
 from modelshelf.schemas.versions import ModelInfo, PruneResult, VersionInfo
 
@@ -41,6 +43,7 @@ __all__ = [
     "ConflictError",
     "CreatedToken",
     "ForbiddenError",
+    "GcReport",
     "InvalidModelError",
     "InvalidRequestError",
     "ModelArtifacts",

@@ -25,6 +25,7 @@ from modelshelf._files import (
 from modelshelf._multipart import CHUNK_BYTES, Part, Progress, multipart_body
 from modelshelf._urls import LoadSource, ModelURL, store_and_prefix
 from modelshelf.schemas.artifacts import ModelArtifactsInfo, SaveResult
+from modelshelf.schemas.maintenance import DEFAULT_GC_AGE_SECONDS, GcReport
 from modelshelf.schemas.tokens import CreatedToken, ShareLink, TokenInfo, TokenList
 from modelshelf.schemas.versions import ModelInfo, PruneResult, StoreInfo, StoreList, VersionInfo
 
@@ -305,6 +306,29 @@ class AsyncClient:
         )
         return PruneResult.model_validate(response.json())
 
+    async def gc(
+        self,
+        *,
+        dry_run: bool = False,
+        older_than: int = DEFAULT_GC_AGE_SECONDS,
+        store: str | None = None,
+    ) -> GcReport:
+        """Remove what killed saves left behind (needs ``admin:*``): what went, bytes freed.
+
+        Args:
+            dry_run: only report what would go.
+            older_than: seconds; only what a save began longer ago goes, so saves in
+                progress keep their bytes. Make it longer than the longest save.
+            store: one store's name; every store by default.
+
+        Raises:
+            ForbiddenError: this client's token lacks ``admin:*``.
+            NotFoundError: ``store`` names no store of the server.
+        """
+        body = {"dryRun": dry_run, "olderThan": older_than, "store": store}
+        response = await self._send("POST", "/v1/admin/gc", json=body)
+        return GcReport.model_validate(response.json())
+
     # -- tokens and share links -------------------------------------------------------------
 
     async def create_token(
@@ -575,6 +599,15 @@ class Client:
 
     def prune(self, url: str, keep: int, *, dry_run: bool = False) -> PruneResult:
         return self._run(self._async.prune(url, keep, dry_run=dry_run))
+
+    def gc(
+        self,
+        *,
+        dry_run: bool = False,
+        older_than: int = DEFAULT_GC_AGE_SECONDS,
+        store: str | None = None,
+    ) -> GcReport:
+        return self._run(self._async.gc(dry_run=dry_run, older_than=older_than, store=store))
 
     def create_token(
         self, name: str, scopes: str | Sequence[str], expires_in: int | None = None

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelshelf._terminal import ProgressCallback, print_table, progress_bar, size_text
+from modelshelf.schemas.maintenance import DEFAULT_GC_AGE_SECONDS
 from modelshelf.schemas.tokens import TEN_YEARS_SECONDS
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_NOT_ALLOWED = 1, 2, 3, 4, 5
@@ -42,6 +43,16 @@ The URL loads with no other credentials: in tf.loadLayersModel(url), curl, or
 modelshelf.Client().load(url). It reads this model only, until it expires or the token that
 made it is revoked. It needs a server run with MODELSHELF_AUTH=tokens and a token that may
 read the model.""",
+    "gc": """examples:
+  modelshelf gc --dry-run
+  modelshelf gc --older-than 1d --store indexeddb
+  modelshelf gc --json
+
+Removes what saves killed midway left behind: weight files of versions that never
+committed, SQLite staging blobs, incomplete S3 multipart uploads and temp files. Only what
+a save began more than --older-than ago goes, so saves in progress keep their bytes: make
+it longer than your longest save. Committed versions are never touched. Needs a token with
+admin:* when the server runs with tokens.""",
     "token create": """examples:
   modelshelf token create ci --scope 'write:indexeddb/team/*' --scope 'read:*' --expires 90d
   TOKEN=$(modelshelf token create reader --scope read:file)
@@ -152,6 +163,7 @@ _CLIENT_COMMANDS: list[tuple[str, str, list[tuple[str, str]]]] = [
         "remove all but the newest --keep versions; versions an alias points to stay",
         [("url", "model URL")],
     ),
+    ("gc", "remove what killed saves left behind, and say how many bytes that freed", []),
 ]
 # (command, argument) -> its default when left out
 _OPTIONAL_POSITIONALS: dict[tuple[str, str], str | None] = {
@@ -224,6 +236,12 @@ def parse_duration(text: str) -> int:
     return seconds
 
 
+def parse_age(text: str) -> int:
+    """Seconds in an age as --older-than takes it: 0, or a duration as ``parse_duration``."""
+    match = _DURATION.fullmatch(text)
+    return 0 if match and int(match[1]) == 0 else parse_duration(text)
+
+
 def _client_options(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--server", metavar="URL", help="the server (default: MODELSHELF_URL)")
     parser.add_argument("--token", help="bearer token sent as Authorization (MODELSHELF_TOKEN)")
@@ -241,6 +259,18 @@ def _client_options(parser: argparse.ArgumentParser, command: str) -> None:
         parser.add_argument(
             "--version", help="share only this version (default: whichever is current on load)"
         )
+    if command == "gc":
+        parser.add_argument(
+            "--dry-run", action="store_true", help="list what would go; remove nothing"
+        )
+        parser.add_argument(
+            "--older-than",
+            type=parse_age,
+            default=DEFAULT_GC_AGE_SECONDS,
+            metavar="DURATION",
+            help=f"only what a save began longer ago: 0 or {DURATION_FORMS} (default: 1h)",
+        )
+        parser.add_argument("--store", help="only this store (default: every store)")
     if command == "export":
         parser.add_argument("--prefix", help="file prefix (default: the name's last segment)")
     if command == "tag":
@@ -432,6 +462,32 @@ def _share(client: Any, args: argparse.Namespace) -> None:
     )
 
 
+def _gc(client: Any, args: argparse.Namespace) -> None:
+    report = client.gc(dry_run=args.dry_run, older_than=args.older_than, store=args.store)
+    failed = [store for store in report.stores if store.error]
+    if args.json:
+        _print(args, report.model_dump(mode="json"), "")
+    else:
+        rows = [
+            [store.store, item.kind, item.name, size_text(item.size)]
+            for store in report.stores
+            for item in store.removed
+        ]
+        _print_rows(args, [], ["store", "kind", "name", "size"], rows, empty="nothing to remove")
+        print(_gc_summary(report, len(rows)), file=sys.stderr)
+    for store in failed:
+        print(f"modelshelf: gc of store {store.store!r} stopped: {store.error}", file=sys.stderr)
+    if failed:
+        sys.exit(EXIT_FAILED)
+
+
+def _gc_summary(report: Any, count: int) -> str:
+    freed = size_text(report.freedBytes)
+    if report.dryRun:
+        return f"dry run: {count} items would go, freeing {freed}; nothing was removed"
+    return f"removed {count} items, freed {freed}"
+
+
 def _token_create(client: Any, args: argparse.Namespace) -> None:
     created = client.create_token(args.name, args.scopes, args.expires)
     if args.json:
@@ -478,6 +534,7 @@ _COMMANDS: dict[str, Callable[[Any, argparse.Namespace], None]] = {
     "tag": _tag,
     "untag": _untag,
     "prune": _prune,
+    "gc": _gc,
     "token create": _token_create,
     "token ls": _token_ls,
     "token revoke": _token_revoke,

@@ -30,6 +30,7 @@ import re
 from modelshelf.backends.errors import InvalidKeyError
 from modelshelf.backends.keys import validate_key
 from modelshelf.modelstore.errors import InvalidAliasError, InvalidModelError, InvalidNameError
+from modelshelf.modelstore.version_ids import is_version_id
 
 CATALOG = "~models"
 HEADS = "~heads"
@@ -206,6 +207,45 @@ def parse_record_key(key: str) -> tuple[str, str] | None:
     if not name or not version_segment.startswith(RESERVED_PREFIX):
         return None
     return name, version_segment[len(RESERVED_PREFIX) :]
+
+
+def parse_weight_file_key(key: str) -> tuple[str, str] | None:
+    """``NAME/~v/VID/PATH`` -> (NAME, VID); None for any other key.
+
+    No segment of a name starts with '~', so the first ``/~v/`` ends the name.
+    """
+    name, marker, rest = key.partition(f"/{VERSIONS_SEGMENT}/")
+    version_id, slash, path = rest.partition("/")
+    if not marker or not slash or not path or not is_version_id(version_id):
+        return None
+    return (name, version_id) if _is_model_name(name) else None
+
+
+def parse_schema_1_file_key(key: str) -> tuple[str, str] | None:
+    """``~models/NAME/~VID/model.json`` or ``served.json`` -> (NAME, VID); None otherwise.
+
+    The files a release 0.1.0 save wrote before its record.json, the commit point.
+    """
+    head, _, tail = key.partition("/")
+    folder, _, leaf = tail.rpartition("/")
+    name, _, version_segment = folder.rpartition("/")
+    version_id = version_segment.removeprefix(RESERVED_PREFIX)
+    if head != CATALOG or leaf not in (MODEL_JSON, SERVED_JSON) or version_id == version_segment:
+        return None
+    return (name, version_id) if is_version_id(version_id) and _is_model_name(name) else None
+
+
+def schema_1_folder(name: str, version_id: str) -> str:
+    """Schema 1: the catalog folder of one version (model.json, served.json, record.json)."""
+    return f"{catalog_prefix(name)}{version_id}/"
+
+
+def _is_model_name(name: str) -> bool:
+    try:
+        validate_model_name(name)
+    except InvalidNameError:
+        return False
+    return True
 
 
 def _reason(error: InvalidKeyError) -> str:

@@ -53,6 +53,16 @@ class QuotaLedger:
             raise
         return Reservation(self, wanted, self._unsized if declared is None else None)
 
+    async def forget(self, size: int) -> None:
+        """``size`` stored bytes left the store outside a save (gc): stop counting them.
+
+        With no save in flight the next reservation lists the backend anyway; with some,
+        ``used`` is only tracked, so it drops here.
+        """
+        async with self._lock:  # never in the middle of a reservation's listing
+            if self.active:
+                self.used = max(0, self.used - size)
+
     def _message(self, available: int | None) -> str:
         room = f" ({max(available, 0)} bytes free)" if available is not None else ""
         return (

@@ -118,6 +118,7 @@ class ModelStore:
         self._ledger = QuotaLedger(name, quota_bytes) if quota_bytes is not None else None
         self._cleanups: set[asyncio.Task[None]] = set()
         self._pending_discards: set[tuple[str, str]] = set()  # cleanups to try again
+        self._saving: set[tuple[str, str]] = set()  # (model, version) of saves in flight
         self._records: OrderedDict[tuple[str, str], VersionRecord] = OrderedDict()
         self._indexed = False  # models of release 0.1.0 have heads (see _index_schema_1)
         # NAME/model.json for static servers, where a static server can reach the values.
@@ -171,6 +172,7 @@ class ModelStore:
             layout.check_weight_key_room(model_name, spec.path, max_key_bytes)
         claim = await self._commit_claim(model_name, if_match, if_none_match)
         reservation = await self._reserve(expected_bytes)
+        self._saving.add((model_name, version_id))
         try:
             record = await self._store_version(
                 model_name, version_id, model, model_json, weight_files, reservation, claim
@@ -180,6 +182,7 @@ class ModelStore:
             raise
         finally:
             reservation.release()
+            self._saving.discard((model_name, version_id))
         # Committed: whatever happens to the head and the static copy now, the save succeeded.
         await self._publish_after_commit(model_name, record, model.served.chunks)
         await self._retry_discards()
@@ -322,6 +325,15 @@ class ModelStore:
     async def usage(self) -> int:
         """Bytes stored in this store, every version of every model counted."""
         return sum([info.size async for info in iter_keys(self.backend)])
+
+    def saves_in_flight(self) -> frozenset[tuple[str, str]]:
+        """(model name, version id) of this process's saves not yet ended: gc leaves them."""
+        return frozenset(self._saving)
+
+    async def forget_stored(self, size: int) -> None:
+        """The quota stops counting ``size`` bytes that gc removed outside a save or remove."""
+        if self._ledger is not None:
+            await self._ledger.forget(size)
 
     async def _discard_soon(self, model_name: str, version_id: str) -> None:
         """Remove what a failed save stored; the answer waits for it only so long.

@@ -25,6 +25,11 @@ def is_version_id(text: str) -> bool:
     return bool(_PATTERN.fullmatch(text))
 
 
+def version_time(version_id: str) -> datetime:
+    """When the save that made ``version_id`` began (UTC), read from the id itself."""
+    return datetime.strptime(version_id[:22], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+
+
 def iso_date(moment: datetime) -> str:
     """``YYYY-MM-DDTHH:mm:ss.sssZ``, as JavaScript's ``toISOString`` writes it."""
     return (

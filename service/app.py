@@ -29,7 +29,7 @@ from modelshelf.service.errors import (
     install_error_handlers,
 )
 from modelshelf.service.guards import HostGuardMiddleware, OriginGuardMiddleware
-from modelshelf.service.routes import admin, aliases, models, tokens
+from modelshelf.service.routes import admin, aliases, maintenance, models, tokens
 from modelshelf.service.routing import FALLBACK_ROUTE_NAME, allowed_methods
 from modelshelf.service.settings import Settings, is_loopback
 
@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(aliases.router)
     app.include_router(admin.router)
     app.include_router(tokens.router)
+    app.include_router(maintenance.router)
     app.add_api_route(
         "/v1/models/{store}/{rest:path}",
         _unmatched_model_path,

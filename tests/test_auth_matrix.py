@@ -247,6 +247,14 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "list-tokens": Operation("GET", "/v1/tokens", 200, ADMIN_ONLY, ADMIN_MISSES),
     "revoke-token": Operation("DELETE", "/v1/tokens/{victim}", 200, ADMIN_ONLY, ADMIN_MISSES),
+    "gc": Operation(
+        "POST",
+        "/v1/admin/gc",
+        200,
+        ADMIN_ONLY,
+        ADMIN_MISSES,
+        body=lambda shelf: {"json": {"olderThan": 0}},
+    ),
 }
 
 UNAUTHORIZED_CASES = ["none", "malformed", "basic-scheme", "unknown", "expired", "revoked"]

@@ -13,10 +13,12 @@ from modelshelf.backends import (
     InvalidKeyError,
     InvalidRangeError,
     NotFoundError,
+    StorageError,
     open_backend,
 )
-from modelshelf.backends.ops import iter_keys, put_bytes, read_all
+from modelshelf.backends.ops import iter_keys, put_bytes, read_all, sweep_incomplete
 from modelshelf.backends.sqlite import BATCH_BYTES, CHUNK_BYTES
+from tests.support.leftovers import MIB, hanging_put
 
 
 async def chunked(data: bytes, size: int) -> AsyncIterator[bytes]:
@@ -258,3 +260,58 @@ async def test_partial_ranged_read_can_be_closed(backend: Backend, ranged_value:
     assert first == RANGED[CHUNK_BYTES // 2 : CHUNK_BYTES // 2 + len(first)]
     await stream.aclose()
     await backend.delete(ranged_value)  # nothing holds the value open
+
+
+async def swept_bytes(backend: Backend, at_least: int) -> int:
+    """What a dry sweep finds, once it reaches ``at_least`` bytes (the put's bytes landed)."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        found = sum(item.size for item in await sweep_incomplete(backend, 0, dry_run=True))
+        if found >= at_least:
+            return found
+        assert asyncio.get_running_loop().time() < deadline, f"only {found} bytes to sweep"
+        await asyncio.sleep(0.05)
+
+
+async def test_sweep_frees_what_a_killed_put_left(backend: Backend, backend_url: str) -> None:
+    if not backend.capabilities.sweeps_incomplete:
+        assert await sweep_incomplete(backend, 0) == []  # nothing outlives its put here
+        return
+    await put_bytes(backend, "kept", b"committed")
+    with hanging_put(backend_url, "killed/value", 10 * MIB):
+        await swept_bytes(backend, 8 * MIB)  # a part, two batches or the written file
+        assert await sweep_incomplete(backend, 3600) == []  # a put in flight keeps its bytes
+    dry = await sweep_incomplete(backend, 0, dry_run=True)
+    assert await sweep_incomplete(backend, 0, dry_run=True) == dry  # a dry run removes nothing
+    assert sum(item.size for item in dry) >= 8 * MIB
+    assert await sweep_incomplete(backend, 0) == dry
+    assert await sweep_incomplete(backend, 0, dry_run=True) == []
+    assert [info.key async for info in iter_keys(backend)] == ["kept"]
+    assert await read_all(backend, "kept") == b"committed"
+
+
+async def test_a_put_swept_midway_fails_and_leaves_nothing(backend: Backend) -> None:
+    """A put outliving gc's threshold loses its bytes: it must fail, never commit torn."""
+    if not backend.capabilities.sweeps_incomplete:
+        return
+    sent, release = asyncio.Event(), asyncio.Event()
+
+    async def source() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b"Q" * MIB
+        sent.set()
+        await release.wait()
+        yield b"R" * MIB
+
+    put = asyncio.create_task(backend.put("slow/value", source()))
+    await sent.wait()
+    await swept_bytes(backend, 8 * MIB)
+    assert sum(item.size for item in await sweep_incomplete(backend, 0)) >= 8 * MIB
+    release.set()
+    with pytest.raises(StorageError):
+        await put
+    with pytest.raises(NotFoundError):
+        await backend.head("slow/value")
+    await sweep_incomplete(backend, 0)  # rows the put wrote after the sweep
+    assert await sweep_incomplete(backend, 0, dry_run=True) == []
+    assert [info.key async for info in iter_keys(backend)] == []

@@ -36,6 +36,7 @@ OPERATIONS = {
     "setAlias",
     "removeAlias",
     "pruneModel",
+    "collectGarbage",
 }
 PUBLIC = {"healthz", "readyz"}
 LOADS = {"loadModelJson", "loadWeightFile", "exportModel"}  # what TF.js sends ?token= to

@@ -25,6 +25,7 @@ PUBLIC_API = [
     "ConflictError",
     "CreatedToken",
     "ForbiddenError",
+    "GcReport",
     "InvalidModelError",
     "InvalidRequestError",
     "ModelArtifacts",
