@@ -179,7 +179,19 @@ def _openapi_with_request_schemas(app: FastAPI) -> dict[str, Any]:
         schemas["SaveModelFiles"] = SAVE_MODEL_FILES
         _publish_name_pattern(document)
         _document_token_refusals(document)
+        _document_unparsable_bodies(document)
     return app.openapi_schema or document
+
+
+def _document_unparsable_bodies(document: dict[str, Any]) -> None:
+    """Every operation that reads a body answers 400 invalid_request when it cannot be parsed."""
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if "requestBody" in operation:
+                operation["responses"].setdefault(
+                    "400", {"description": ErrorCode.INVALID_REQUEST.value, "content": body}
+                )
 
 
 def _document_token_refusals(document: dict[str, Any]) -> None:

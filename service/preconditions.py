@@ -4,6 +4,7 @@ version): the header forms, turned into what the model layer takes (RFC 9110 §1
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 
@@ -35,6 +36,26 @@ def preconditions(request: Request) -> Preconditions:
             'If-Match takes one quoted version id, e.g. If-Match: "20261126T...-1a2b3c4d"'
         )
     return Preconditions(if_match=tag[1:-1])
+
+
+def precondition_parameters(if_match: str, if_none_match: str | None = None) -> list[Any]:
+    """The OpenAPI header parameters of a route that takes these conditions."""
+    parameters = [_header("If-Match", if_match, {"type": "string"})]
+    if if_none_match is not None:
+        parameters.append(
+            _header("If-None-Match", if_none_match, {"type": "string", "enum": ["*"]})
+        )
+    return parameters
+
+
+def _header(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
 
 
 def _invalid(message: str) -> HttpError:

@@ -9,11 +9,11 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
+from tests.support.cli import cli, cli_json
 from tests.support.live_server import free_port
 from tests.support.tfjs import tfjs
 
@@ -24,21 +24,6 @@ WITHOUT_RICH = "import sys; sys.modules['rich'] = None; from modelshelf.cli impo
 @pytest.fixture(scope="module")
 def server(serve_module: Callable[..., str]) -> str:
     return serve_module("file", "indexeddb")
-
-
-def cli(server: str, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "modelshelf", *args, "--server", server],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == expect, (result.stdout, result.stderr)
-    return result
-
-
-def cli_json(server: str, *args: str) -> Any:
-    return json.loads(cli(server, *args, "--json").stdout)
 
 
 def test_push_pull_export_round_trip(server: str, tmp_path: Path) -> None:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 import modelshelf
 from modelshelf import Client
+from tests.support.cli import cli, cli_json
 
 
 @pytest.fixture(scope="module")
@@ -87,42 +84,27 @@ def test_prune_through_the_sdk(client: Client) -> None:
     assert [v.id for v in client.list_versions(url)] == [ids[0], ids[3]]
 
 
-def _cli(server: str, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "modelshelf", *args, "--server", server],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == expect, (result.stdout, result.stderr)
-    return result
-
-
-def _cli_json(server: str, *args: str) -> Any:
-    return json.loads(_cli(server, *args, "--json").stdout)
-
-
-def test_tag_untag_prune_and_versions_in_the_cli(
+def test_tag_untag_prune_and_versions_in_thecli(
     client: Client, server: str, tmp_path: Path
 ) -> None:
     url = _url()
     ids = [client.save(url, _artifacts(float(n))).versionId for n in range(3)]
-    tagged = _cli_json(server, "tag", url, "prod")  # the current version by default
+    tagged = cli_json(server, "tag", url, "prod")  # the current version by default
     assert tagged["aliases"] == {"prod": ids[2]}
-    _cli(server, "tag", url, "old", ids[0])
-    text = _cli(server, "info", url).stdout
+    cli(server, "tag", url, "old", ids[0])
+    text = cli(server, "info", url).stdout
     assert f"prod -> {ids[2]}" in text and f"old -> {ids[0]}" in text
-    rows = _cli_json(server, "versions", url)
+    rows = cli_json(server, "versions", url)
     assert [row["aliases"] for row in rows] == [["old"], [], ["prod"]]
-    refused = _cli(server, "tag", url, "prod", ids[1], "--if-match", ids[0], expect=1)
+    refused = cli(server, "tag", url, "prod", ids[1], "--if-match", ids[0], expect=1)
     assert "points at" in refused.stderr
-    pruned = _cli_json(server, "prune", url, "--keep", "1", "--dry-run")
+    pruned = cli_json(server, "prune", url, "--keep", "1", "--dry-run")
     assert (pruned["removed"], pruned["dryRun"]) == ([ids[1]], True)
     assert (
-        "would remove 1 version(s)" in _cli(server, "prune", url, "--keep", "1", "--dry-run").stdout
+        "would remove 1 version(s)" in cli(server, "prune", url, "--keep", "1", "--dry-run").stdout
     )
-    assert _cli_json(server, "prune", url, "--keep", "1")["removed"] == [ids[1]]
-    assert _cli_json(server, "untag", url, "old")["aliases"] == {"prod": ids[2]}
-    pulled = _cli(server, "pull", url, "--version", "prod", str(tmp_path), "--no-progress")
+    assert cli_json(server, "prune", url, "--keep", "1")["removed"] == [ids[1]]
+    assert cli_json(server, "untag", url, "old")["aliases"] == {"prod": ids[2]}
+    pulled = cli(server, "pull", url, "--version", "prod", str(tmp_path), "--no-progress")
     assert "wrote" in pulled.stdout
     assert (tmp_path / "model.json").is_file()

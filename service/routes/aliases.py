@@ -10,29 +10,15 @@ from modelshelf.schemas.versions import AliasRequest, ModelInfo, PruneRequest, P
 from modelshelf.service.auth import GrantDep
 from modelshelf.service.dependencies import StoreDep
 from modelshelf.service.errors import error_responses
-from modelshelf.service.preconditions import preconditions
+from modelshelf.service.preconditions import precondition_parameters, preconditions
 from modelshelf.service.routes.models import MODEL_PATH, model_info
 from modelshelf.service.routing import ModelNameConvertor  # noqa: F401  (registers 'modelname')
 
 router = APIRouter(prefix="/v1/models", tags=["aliases"])
 ALIAS_PATH = MODEL_PATH + "/~aliases/{alias}"
+_MOVE_IF = 'Move only if the alias points at this version now: "VERSION_ID"'
 _CONDITIONS = {
-    "parameters": [
-        {
-            "name": "If-Match",
-            "in": "header",
-            "required": False,
-            "description": 'Move only if the alias points at this version now: "VERSION_ID"',
-            "schema": {"type": "string"},
-        },
-        {
-            "name": "If-None-Match",
-            "in": "header",
-            "required": False,
-            "description": "'*': create only; refused if the alias exists",
-            "schema": {"type": "string", "enum": ["*"]},
-        },
-    ]
+    "parameters": precondition_parameters(_MOVE_IF, "'*': create only; refused if it exists")
 }
 _ERRORS = error_responses(
     ErrorCode.MODEL_NOT_FOUND,
@@ -82,7 +68,7 @@ async def set_alias(
     operation_id="removeAlias",
     response_model=ModelInfo,
     responses=_ERRORS,
-    openapi_extra={"parameters": _CONDITIONS["parameters"][:1]},
+    openapi_extra={"parameters": precondition_parameters(_MOVE_IF.replace("Move", "Remove"))},
 )
 async def remove_alias(
     request: Request, store: StoreDep, name: str, alias: str, grant: GrantDep

@@ -18,7 +18,7 @@ from modelshelf.schemas.versions import ModelInfo, ModelList, VersionInfo
 from modelshelf.service.auth import GrantDep, LoadGrantDep
 from modelshelf.service.dependencies import SettingsDep, StoreDep, model_base_url
 from modelshelf.service.errors import error_responses
-from modelshelf.service.preconditions import preconditions
+from modelshelf.service.preconditions import precondition_parameters, preconditions
 from modelshelf.service.ranges import requested_range
 from modelshelf.service.routing import ModelNameConvertor  # noqa: F401  (registers 'modelname')
 from modelshelf.service.saving import BodyLimit, read_save_request, too_large
@@ -34,22 +34,10 @@ VersionQuery = Annotated[
 ]
 
 _SAVE_BODY: dict[str, Any] = {
-    "parameters": [
-        {
-            "name": "If-Match",
-            "in": "header",
-            "required": False,
-            "description": 'Save only if this is the current version: "VERSION_ID" (412 if not)',
-            "schema": {"type": "string"},
-        },
-        {
-            "name": "If-None-Match",
-            "in": "header",
-            "required": False,
-            "description": "'*': save only if the model does not exist yet (412 if it does)",
-            "schema": {"type": "string", "enum": ["*"]},
-        },
-    ],
+    "parameters": precondition_parameters(
+        'Save only if this is the current version: "VERSION_ID" (412 if not)',
+        "'*': save only if the model does not exist yet (412 if it does)",
+    ),
     "requestBody": {
         "required": True,
         "description": "What tf.io.http sends (multipart), or ModelArtifacts as JSON.",
