@@ -14,6 +14,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="port (default 8000, or MODELSHELF_PORT)")
     parser.add_argument("--config", metavar="FILE", help="TOML settings file (MODELSHELF_CONFIG)")
     parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes, one per core (default 1, or MODELSHELF_WORKERS)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
 
@@ -33,15 +39,22 @@ def serve(args: argparse.Namespace) -> None:
         ) from None
 
     try:
-        settings = load_settings(args.config)
+        overrides = {"workers": args.workers} if getattr(args, "workers", None) else {}
+        settings = load_settings(args.config, **overrides)
         config = server_config(settings, host=args.host, port=args.port, log_level=args.log_level)
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"modelshelf: {_settings_problem(error)}") from None
     stores = ", ".join(settings.store_urls())
     mode = settings.model_copy(update={"host": config.host}).auth_mode()  # the address bound
     access = "tokens required" if mode == "tokens" else "no tokens needed"
-    print(f"modelshelf: stores {stores} on http://{config.host}:{config.port}, {access}")
+    workers = f", {config.workers} workers" if config.workers > 1 else ""
+    print(f"modelshelf: stores {stores} on http://{config.host}:{config.port}, {access}{workers}")
     server = uvicorn.Server(config)
+    if config.workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return
     server.run()
     if not server.started:
         raise SystemExit(STARTUP_FAILURE)

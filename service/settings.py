@@ -126,6 +126,12 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description="Worker processes on one port (one per core); a worker that dies is "
+        "replaced. Every store is shared safely between them",
+    )
 
     @model_validator(mode="after")
     def _credentials_need_listed_origins(self) -> Settings:
