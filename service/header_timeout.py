@@ -1,9 +1,11 @@
-"""A request-head timeout for uvicorn's h11 server, which has none of its own (issue 8, item 6).
+"""A request-head timeout for uvicorn's HTTP/1.1 servers, which have none of their own
+(issue 8, item 6).
 
 A slowloris client holds a connection by sending its request head a byte at a time, and any
-byte cancels uvicorn's keep-alive timer. This protocol arms one deadline when a connection
-opens and when a response ends, drops it once h11 has parsed a whole request head, and on
-expiry answers 408 (when part of a head arrived) and closes the connection.
+byte cancels uvicorn's keep-alive timer. These protocols arm one deadline when a connection
+opens and when a response ends, drop it once the parser has a whole request head, and on
+expiry answer 408 (when part of a head arrived) and close the connection. The deadline is
+the same on both of uvicorn's parsers: httptools (the default, see bench/README.md) and h11.
 """
 
 from __future__ import annotations
@@ -14,17 +16,72 @@ from typing import ClassVar
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from modelshelf.schemas.errors import ErrorCode
+from modelshelf.service.settings import HttpParser
 
 TIMEOUT_CODE = ErrorCode.REQUEST_TIMEOUT
 
 
-class HeaderTimeoutProtocol(H11Protocol):
-    """uvicorn's H11Protocol with a deadline on each request head."""
+class _HeadDeadline:
+    """The deadline, shared by both protocols: arm, disarm when a cycle starts, expire."""
 
     header_timeout_seconds: ClassVar[float] = 10.0
     _header_timer: asyncio.TimerHandle | None = None
+    _head_bytes_seen = False  # did any byte arrive while the deadline ran?
+
+    # What the uvicorn protocol the class is mixed into provides.
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+
+    def _serving(self) -> bool:
+        """Whether a request's cycle has started and its response not yet ended."""
+        raise NotImplementedError
+
+    def _arm_header_timer(self) -> None:
+        self._cancel_header_timer()
+        self._head_bytes_seen = False
+        self._header_timer = self.loop.call_later(
+            self.header_timeout_seconds, self._header_timeout_expired
+        )
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _note_bytes(self, data: bytes) -> None:
+        if self._header_timer is not None and data:
+            self._head_bytes_seen = True
+
+    def _header_timeout_expired(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if self._serving():
+            return  # a request is being served: the head did arrive
+        if self._head_bytes_seen:
+            self._send_timeout_response()
+        self.transport.close()
+
+    def _send_timeout_response(self) -> None:
+        body = json.dumps({"code": TIMEOUT_CODE.value, "message": head_timeout_message(self)})
+        status = TIMEOUT_CODE.status
+        head = (
+            f"HTTP/1.1 {status} Request Timeout\r\n"
+            f"content-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n"
+            f"connection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode() + body.encode())
+
+
+class HeaderTimeoutProtocol(_HeadDeadline, H11Protocol):
+    """uvicorn's H11Protocol with a deadline on each request head."""
+
+    def _serving(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -33,6 +90,10 @@ class HeaderTimeoutProtocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._note_bytes(data)
+        super().data_received(data)
 
     def handle_events(self) -> None:
         cycle = self.cycle
@@ -49,61 +110,54 @@ class HeaderTimeoutProtocol(H11Protocol):
         self._arm_header_timer()
         super().on_response_complete()
 
-    def _arm_header_timer(self) -> None:
+
+class HeaderTimeoutHttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
+    """uvicorn's HttpToolsProtocol with a deadline on each request head."""
+
+    def _serving(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
-        self._header_timer = self.loop.call_later(
-            self.header_timeout_seconds, self._header_timeout_expired
-        )
+        super().connection_lost(exc)
 
-    def _cancel_header_timer(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
+    def data_received(self, data: bytes) -> None:
+        self._note_bytes(data)
+        super().data_received(data)
 
-    def _header_timeout_expired(self) -> None:
-        self._header_timer = None
-        if self.transport.is_closing():
-            return
-        if self.cycle is not None and not self.cycle.response_complete:
-            return  # a request is being served: the head did arrive
-        if self._partial_head_received():
-            self.logger.debug("closing a connection: no request head in time")
-            self._send_timeout_response()
-        self.transport.close()
+    def on_headers_complete(self) -> None:
+        self._cancel_header_timer()
+        super().on_headers_complete()
 
-    def _partial_head_received(self) -> bool:
-        waiting = self.conn.our_state is h11.IDLE and self.conn.their_state is h11.IDLE
-        return waiting and bool(self.conn.trailing_data[0])
-
-    def _send_timeout_response(self) -> None:
-        body = json.dumps(
-            {"code": TIMEOUT_CODE.value, "message": head_timeout_message(self)}
-        ).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]
-        status = TIMEOUT_CODE.status
-        events = (h11.Response(status_code=status, headers=headers), h11.Data(data=body))
-        try:
-            for event in (*events, h11.EndOfMessage()):
-                self.transport.write(self.conn.send(event) or b"")
-        except h11.LocalProtocolError:
-            pass  # h11 refuses to answer in this state; closing is answer enough
+    def on_response_complete(self) -> None:
+        # A pipelined request waiting in uvicorn's queue starts in super(), and its head
+        # is complete already: the deadline is for the next head only.
+        self._arm_header_timer()
+        super().on_response_complete()
+        if self._serving():
+            self._cancel_header_timer()
 
 
-def head_timeout_message(protocol: HeaderTimeoutProtocol) -> str:
+def head_timeout_message(protocol: _HeadDeadline) -> str:
     return (
         f"the request head did not arrive within {protocol.header_timeout_seconds:g} s; "
         f"send it without pauses or raise MODELSHELF_HEADER_TIMEOUT_SECONDS"
     )
 
 
-def header_timeout_protocol(seconds: float) -> type[HeaderTimeoutProtocol]:
+Protocol = type[HeaderTimeoutProtocol] | type[HeaderTimeoutHttpToolsProtocol]
+
+
+def protocol_class(parser: HttpParser) -> Protocol:
+    """uvicorn's protocol for ``parser``, with the deadline."""
+    return HeaderTimeoutHttpToolsProtocol if parser == "httptools" else HeaderTimeoutProtocol
+
+
+def header_timeout_protocol(seconds: float, parser: HttpParser = "httptools") -> Protocol:
     """The protocol class to pass as uvicorn's ``http=``, with its deadline set."""
-
-    class ConfiguredHeaderTimeoutProtocol(HeaderTimeoutProtocol):
-        header_timeout_seconds = seconds
-
-    return ConfiguredHeaderTimeoutProtocol
+    base = protocol_class(parser)
+    return type(f"Configured{base.__name__}", (base,), {"header_timeout_seconds": seconds})

@@ -16,7 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from modelshelf.service.app import create_app
-from modelshelf.service.header_timeout import HeaderTimeoutProtocol, header_timeout_protocol
+from modelshelf.service.header_timeout import header_timeout_protocol, protocol_class
 from modelshelf.service.logs import log_config
 from modelshelf.service.settings import Settings
 
@@ -30,7 +30,7 @@ def server_config(
     port: int | None = None,
     log_level: str = "info",
 ) -> uvicorn.Config:
-    """The app on uvicorn's h11 server, with the settings' head and keep-alive timeouts."""
+    """The app on uvicorn, with the settings' parser and head and keep-alive timeouts."""
     if host is not None:  # the app's defaults (allowed hosts, auth) follow the address bound
         settings = settings.bound_to(host)
     options: dict[str, Any] = {
@@ -41,17 +41,19 @@ def server_config(
         "log_level": log_level,
         "log_config": log_config(),
         "lifespan": "on",
+        "loop": "auto",  # uvloop where it is installed (the server extra), else asyncio
     }
     if settings.workers == 1:
-        http = header_timeout_protocol(settings.header_timeout_seconds)
+        http = header_timeout_protocol(settings.header_timeout_seconds, settings.http_parser)
         return uvicorn.Config(create_app(settings), http=http, **options)
     # Workers are spawned: the app and its protocol travel as import strings.
     os.environ[WORKER_SETTINGS] = _settings_json(settings)
+    protocol = protocol_class(settings.http_parser)
     return uvicorn.Config(
         f"{__name__}:worker_app",
         factory=True,
         workers=settings.workers,
-        http=f"{HeaderTimeoutProtocol.__module__}:{HeaderTimeoutProtocol.__name__}",
+        http=f"{protocol.__module__}:{protocol.__name__}",
         **options,
     )
 
@@ -59,7 +61,7 @@ def server_config(
 def worker_app() -> FastAPI:
     """The app of one worker process, from the settings its parent resolved."""
     settings = Settings.model_validate(json.loads(os.environ[WORKER_SETTINGS]))
-    HeaderTimeoutProtocol.header_timeout_seconds = settings.header_timeout_seconds
+    protocol_class(settings.http_parser).header_timeout_seconds = settings.header_timeout_seconds
     return create_app(settings)
 
 

@@ -17,6 +17,8 @@ from pydantic_settings import (
 
 from modelshelf.modelstore.opening import check_store_url
 
+HttpParser = Literal["httptools", "h11"]  # uvicorn's two HTTP/1.1 parsers
+
 GiB = 1 << 30
 MiB = 1 << 20
 BROWSER_LIKE_QUOTA = 10 * MiB
@@ -71,6 +73,11 @@ class Settings(BaseSettings):
         default=30.0,
         gt=0,
         description="Longest pause between two body chunks of an upload (408, save discarded)",
+    )
+    http_parser: HttpParser = Field(
+        default="httptools",
+        description="uvicorn's HTTP/1.1 parser: httptools (faster, see bench/README.md) or "
+        "h11 (pure Python)",
     )
     keep_alive_timeout_seconds: int = Field(
         default=5,

@@ -33,9 +33,11 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("slow")
 
 
-@pytest.fixture(scope="module")
-def server(store_dir: Path) -> Iterator[str]:
+@pytest.fixture(scope="module", params=["httptools", "h11"])
+def server(store_dir: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The server on each of uvicorn's parsers: both must cut slow clients off."""
     settings = Settings(
+        http_parser=request.param,
         stores={
             "file": f"file://{store_dir / 'files'}",
             "indexeddb": f"sqlite://{store_dir / 'db.sqlite'}",
