@@ -60,7 +60,8 @@ logger = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (
-    id INTEGER PRIMARY KEY, committed INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    committed INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS chunks (
     blob_id INTEGER NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (blob_id, seq));
@@ -248,6 +249,7 @@ class SqliteBackend:
         connection.execute(f"PRAGMA page_size={PAGE_BYTES}")
         connection.execute("PRAGMA journal_mode=WAL")
         connection.executescript(_SCHEMA)
+        _never_reuse_blob_ids(connection)
         stale = time.time() - STALE_STAGING_SECONDS
         for (blob_id,) in connection.execute(
             "SELECT id FROM blobs WHERE committed = 0 AND created < ?", (stale,)
@@ -535,6 +537,35 @@ def _transaction(connection: sqlite3.Connection, begin: str = "BEGIN") -> Iterat
             connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
+
+
+def _never_reuse_blob_ids(connection: sqlite3.Connection) -> None:
+    """Give a database made before AUTOINCREMENT its blob table again, with it.
+
+    An etag is the value's blob id. Without AUTOINCREMENT, SQLite hands the highest id out
+    again once its row is deleted, so a value removed and written anew could carry the etag
+    of the old one, and a replace-if-etag or a cache keyed by etags would take one for the
+    other.
+    """
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        (table,) = connection.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'blobs'"
+        ).fetchone()
+        if "AUTOINCREMENT" not in table.upper():
+            connection.execute(
+                "CREATE TABLE blobs_autoincrement (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                "committed INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL)"
+            )
+            connection.execute(
+                "INSERT INTO blobs_autoincrement SELECT id, committed, created FROM blobs"
+            )
+            connection.execute("DROP TABLE blobs")
+            connection.execute("ALTER TABLE blobs_autoincrement RENAME TO blobs")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
 
 
 def _etag(blob_id: int) -> str:

@@ -53,6 +53,15 @@ async def open_served(
     return ObjectStream(ObjectInfo(key, served.size, etag=""), _async_chunks(served))
 
 
+def held_stream(key: str, served: bytes) -> ObjectStream:
+    """A served model.json held in memory, as the stream a backend read would give."""
+    return ObjectStream(ObjectInfo(key, len(served), etag=""), _held(served))
+
+
+async def _held(served: bytes) -> AsyncIterator[bytes]:
+    yield served
+
+
 async def _async_chunks(served: ServedModelJson) -> AsyncIterator[bytes]:
     for chunk in served.chunks():
         yield chunk

@@ -7,7 +7,6 @@ import contextlib
 import functools
 import hashlib
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,7 +48,8 @@ from modelshelf.modelstore.records import (
     open_framed,
     to_version_info,
 )
-from modelshelf.modelstore.served import ServedModelJson, open_served
+from modelshelf.modelstore.served import ServedModelJson, held_stream, open_served
+from modelshelf.modelstore.version_cache import CachedVersion, VersionCache, keeps_served
 from modelshelf.modelstore.version_ids import is_version_id, iso_date, new_version_id
 from modelshelf.modelstore.weights import WeightStreamChecker
 from modelshelf.schemas.errors import CodedError
@@ -57,7 +57,6 @@ from modelshelf.schemas.versions import StoredFile, VersionInfo
 
 DEFAULT_MAX_MODEL_JSON_BYTES = 64 << 20
 PUBLISH_ATTEMPTS = 5
-RECORD_CACHE_ENTRIES = 4096  # immutable version records kept in memory, per store
 DISCARD_WAIT_SECONDS = 5.0  # a failed save's answer waits this long for its cleanup
 READY_TIMEOUT_SECONDS = 5.0
 READY_PROBE_KEY = "~readyz"
@@ -119,7 +118,7 @@ class ModelStore:
         self._cleanups: set[asyncio.Task[None]] = set()
         self._pending_discards: set[tuple[str, str]] = set()  # cleanups to try again
         self._saving: set[tuple[str, str]] = set()  # (model, version) of saves in flight
-        self._records: OrderedDict[tuple[str, str], VersionRecord] = OrderedDict()
+        self._cache = VersionCache()  # committed versions, and the heads last seen
         self._indexed = False  # models of release 0.1.0 have heads (see _index_schema_1)
         # NAME/model.json for static servers, where a static server can reach the values.
         self.static_copy = backend.capabilities.plain_objects
@@ -221,7 +220,8 @@ class ModelStore:
                 await asyncio.shield(claim.release())
             raise
         reservation.stored(catalog)
-        self._remember(model_name, record)
+        served = b"".join(model.served.chunks()) if keeps_served(model.served.size) else None
+        self._cache.remember(model_name, key, record, served)
         return record
 
     async def _commit_claim(
@@ -348,7 +348,7 @@ class ModelStore:
 
     async def _discard_version(self, model_name: str, version_id: str) -> None:
         """Delete a version's keys, commit key first; a store that is down stops the attempt."""
-        self._records.pop((model_name, version_id), None)
+        self._cache.forget(model_name, version_id)
         keys = [
             layout.version_key(model_name, version_id),
             layout.record_key(model_name, version_id),  # schema 1
@@ -408,6 +408,7 @@ class ModelStore:
                 self.url(model_name),
                 error,
             )
+            self._cache.forget_head(model_name)
             for key in (layout.head_key(model_name), layout.published_model_json_key(model_name)):
                 with contextlib.suppress(CodedError):
                     await delete_if_present(self.backend, key)
@@ -415,7 +416,9 @@ class ModelStore:
     async def _publish(
         self, model_name: str, record: VersionRecord, served: Callable[[], AsyncIterator[bytes]]
     ) -> None:
-        await self.backend.put(layout.head_key(model_name), _prefixed(record.line(), served()))
+        key = layout.head_key(model_name)
+        head = await self.backend.put(key, _prefixed(record.line(), served()))
+        self._cache.saw_head(model_name, head.etag, record.id)
         if self.static_copy:
             await self.backend.put(layout.published_model_json_key(model_name), served())
 
@@ -424,6 +427,7 @@ class ModelStore:
         for _ in range(PUBLISH_ATTEMPTS):
             version_ids = await self.version_ids(model_name)
             if not version_ids:
+                self._cache.forget_head(model_name)
                 await delete_if_present(self.backend, layout.head_key(model_name))
                 await delete_if_present(self.backend, layout.published_model_json_key(model_name))
                 return
@@ -446,14 +450,41 @@ class ModelStore:
             vid for parsed in found if parsed and parsed[0] == model_name for vid in [parsed[1]]
         ]
 
-    async def _read_head(self, model_name: str) -> tuple[VersionRecord, ObjectStream] | None:
-        """The current version's record and its served model.json; None if there is no head."""
+    async def _current(self, model_name: str) -> tuple[CachedVersion, ObjectStream | None] | None:
+        """The current version, and its served model.json as a stream unless held in memory;
+        None if there is no head.
+
+        One small call (``head``) when the head is as last seen and its version is held; a
+        save or remove anywhere else changes the head's etag, so it is seen at once.
+        """
+        key = layout.head_key(model_name)
+        known = self._cache.head(model_name)
+        cached = self._cache.get(model_name, known.version_id) if known else None
+        if known is not None and cached is not None and cached.served is not None:
+            try:
+                found = await self.backend.head(key)
+            except NotFoundError:
+                self._cache.forget_head(model_name)
+                return None
+            if found.etag == known.etag:
+                return cached, None
         try:
-            stream = await self.backend.get(layout.head_key(model_name))
+            stream = await self.backend.get(key)
         except NotFoundError:
+            self._cache.forget_head(model_name)
             return None
         record, payload = await open_framed(stream)
-        return record, payload.stream(record.served_bytes)
+        self._cache.saw_head(model_name, stream.info.etag, record.id)
+        source = layout.version_key(model_name, record.id)
+        if not keeps_served(record.served_bytes):
+            return self._cache.remember(model_name, source, record), payload.stream(
+                record.served_bytes
+            )
+        try:
+            served = await payload.read(record.served_bytes)
+        finally:
+            await payload.aclose()
+        return self._cache.remember(model_name, source, record, served), None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -470,7 +501,7 @@ class ModelStore:
         """One version (the current one by default, or an alias's); raises
         Model/VersionNotFoundError."""
         version_id = await self.resolve(model_name, version_id)
-        return to_version_info(await self._record(model_name, version_id))
+        return (await self._version(model_name, version_id, confirm=True)).info
 
     async def resolve(self, model_name: str, version_or_alias: str | None) -> str | None:
         """The version id ``version_or_alias`` names (None: the current version, unresolved).
@@ -510,22 +541,38 @@ class ModelStore:
         )
         return target
 
-    async def _record(self, model_name: str, version_id: str | None) -> VersionRecord:
+    async def _version(
+        self, model_name: str, version_id: str | None, *, confirm: bool
+    ) -> CachedVersion:
+        """A version (None: the current one), from memory where it is held.
+
+        ``confirm`` asks the store whether a held version still exists (one ``head``): a
+        remove through another process is then seen at once. Without it, a held version
+        answers from memory alone, for callers that read the version's files next anyway.
+        """
         if version_id is None:
             layout.validate_model_name(model_name)
-            head = await self._read_head(model_name)
-            if head is not None:
-                record, stream = head
-                await stream.aclose()
-                return record
+            current = await self._current(model_name)
+            if current is not None:
+                cached, stream = current
+                if stream is not None:
+                    await stream.aclose()
+                return cached
             version_id = await self._newest_by_listing(model_name)
         _check_version_id(version_id)
-        cached = self._records.get((model_name, version_id))
-        if cached is not None:
-            return cached
-        record, payload = await self._open_version(model_name, version_id)
+        held = self._cache.get(model_name, version_id)
+        if held is not None and (not confirm or await self._still_there(held)):
+            return held
+        cached, payload = await self._open_version(model_name, version_id)
         await payload.aclose()
-        return record
+        return cached
+
+    async def _still_there(self, cached: CachedVersion) -> bool:
+        try:
+            await self.backend.head(cached.key)
+        except NotFoundError:
+            return False
+        return True
 
     async def _newest_by_listing(self, model_name: str) -> str:
         """The newest version when the head is missing (not yet written, or lost)."""
@@ -536,22 +583,23 @@ class ModelStore:
 
     async def _open_version(
         self, model_name: str, version_id: str
-    ) -> tuple[VersionRecord, FramedPayload]:
+    ) -> tuple[CachedVersion, FramedPayload]:
         """A version's record, then its served model.json and (schema 2) its original."""
+        key = layout.version_key(model_name, version_id)
         try:
-            stream = await self.backend.get(layout.version_key(model_name, version_id))
+            stream = await self.backend.get(key)
         except NotFoundError:
             return await self._open_schema_1(model_name, version_id)
         record, payload = await open_framed(stream)
-        self._remember(model_name, record)
-        return record, payload
+        return self._cache.remember(model_name, key, record), payload
 
     async def _open_schema_1(
         self, model_name: str, version_id: str
-    ) -> tuple[VersionRecord, FramedPayload]:
+    ) -> tuple[CachedVersion, FramedPayload]:
         """A version saved by release 0.1.0: record.json, then its served model.json."""
+        record_key = layout.record_key(model_name, version_id)
         try:
-            raw = await read_all(self.backend, layout.record_key(model_name, version_id))
+            raw = await read_all(self.backend, record_key)
         except NotFoundError:
             raise await self._version_missing(model_name, version_id) from None
 
@@ -563,13 +611,12 @@ class ModelStore:
         key = layout.served_model_json_key(model_name, version_id)
         served = await open_served(self.backend, key, compute)
         record = from_schema_1(raw, served.info.size)
-        self._remember(model_name, record)
-        return record, FramedPayload(served)
+        return self._cache.remember(model_name, record_key, record), FramedPayload(served)
 
     async def _read_served(self, model_name: str, version_id: str) -> tuple[VersionRecord, bytes]:
-        record, payload = await self._open_version(model_name, version_id)
+        cached, payload = await self._open_version(model_name, version_id)
         try:
-            return record, await payload.read(record.served_bytes)
+            return cached.record, await payload.read(cached.record.served_bytes)
         finally:
             await payload.aclose()
 
@@ -599,9 +646,9 @@ class ModelStore:
 
     async def _versions_of(self, model_name: str, version_ids: list[str]) -> list[VersionInfo]:
         versions = []
-        for version_id in version_ids:
+        for version_id in version_ids:  # just listed: held versions need no confirming
             try:
-                versions.append(await self.version(model_name, version_id))
+                versions.append((await self._version(model_name, version_id, confirm=False)).info)
             except VersionNotFoundError:
                 continue  # removed concurrently
         return versions
@@ -646,13 +693,23 @@ class ModelStore:
         version_id = await self.resolve(model_name, version_id)
         if version_id is None:
             layout.validate_model_name(model_name)
-            head = await self._read_head(model_name)
-            if head is not None:
-                return to_version_info(head[0]), head[1]
+            current = await self._current(model_name)
+            if current is not None:
+                return _served_stream(*current)
             version_id = await self._newest_by_listing(model_name)
         _check_version_id(version_id)
-        record, payload = await self._open_version(model_name, version_id)
-        return to_version_info(record), payload.stream(record.served_bytes)
+        cached = self._cache.get(model_name, version_id)
+        if cached is not None and cached.served is not None and await self._still_there(cached):
+            return _served_stream(cached, None)
+        cached, payload = await self._open_version(model_name, version_id)
+        size = cached.record.served_bytes
+        if not keeps_served(size):
+            return cached.info, payload.stream(size)
+        try:
+            served = await payload.read(size)
+        finally:
+            await payload.aclose()
+        return _served_stream(self._cache.remember(model_name, cached.key, cached.record, served))
 
     async def weight_file(self, model_name: str, version_id: str, path: str) -> StoredFile:
         """What a version records of one weight file, ``path`` as a URL names it; no byte read.
@@ -663,7 +720,9 @@ class ModelStore:
             path = normalize_weight_path(path)
         except InvalidModelError:
             raise WeightFileNotFoundError(f"there is no weight file {path!r}") from None
-        record = await self._record(model_name, version_id)
+        # Weight files never change: a held record answers without asking the store, and
+        # the read of the file that follows finds out if the version is gone.
+        record = (await self._version(model_name, version_id, confirm=False)).record
         stored = next((item for item in record.files if item.path == path), None)
         if stored is None:
             raise WeightFileNotFoundError(
@@ -686,7 +745,7 @@ class ModelStore:
         try:
             return stored, await self.backend.get(key, start=start, end=end)
         except NotFoundError:
-            self._records.pop((model_name, version_id), None)
+            self._cache.forget(model_name, version_id)
             raise await self._version_missing(model_name, version_id, stored.path) from None
 
     async def list_models(
@@ -707,11 +766,13 @@ class ModelStore:
             names.append(name)
         found: dict[str, VersionInfo] = {}
         for name in names:
-            head = await self._read_head(name)
-            if head is None:
+            current = await self._current(name)
+            if current is None:
                 continue  # removed concurrently
-            await head[1].aclose()
-            found[name] = to_version_info(head[0])
+            cached, stream = current
+            if stream is not None:
+                await stream.aclose()
+            found[name] = cached.info
         return ModelPage(found, names[-1] if more else None)
 
     async def _head_names(
@@ -755,7 +816,7 @@ class ModelStore:
             if (parsed := layout.parse_record_key(info.key))
         }
         for name in sorted(names):
-            if await self._read_head(name) is None:
+            if await self._current(name) is None:
                 await self._publish_newest(name)
         await put_bytes(self.backend, layout.SCHEMA_KEY, b"%d\n" % SCHEMA)
 
@@ -777,12 +838,6 @@ class ModelStore:
             f"{path!r} is missing from the store; restore the store from a backup, or remove "
             f"this version and save it again"
         )
-
-    def _remember(self, model_name: str, record: VersionRecord) -> None:
-        """Records never change once committed, so any number of loads may share one read."""
-        self._records[(model_name, record.id)] = record
-        while len(self._records) > RECORD_CACHE_ENTRIES:
-            self._records.pop(next(iter(self._records)))
 
     # -- removing --------------------------------------------------------------------------
 
@@ -809,7 +864,7 @@ class ModelStore:
         else:
             await self.aliases.forget(model_name, aliases)
         for version in doomed:  # un-commit first: nothing can make them current again
-            self._records.pop((model_name, version.id), None)
+            self._cache.forget(model_name, version.id)
             await delete_if_present(self.backend, layout.version_key(model_name, version.id))
             await delete_if_present(self.backend, layout.record_key(model_name, version.id))
             await delete_if_present(
@@ -938,6 +993,16 @@ def _version_record(
         files=stored,
         served_bytes=model.served.size,
     )
+
+
+def _served_stream(
+    cached: CachedVersion, stream: ObjectStream | None = None
+) -> tuple[VersionInfo, ObjectStream]:
+    """A version's info and its served model.json: ``stream``, or the bytes held."""
+    if stream is not None:
+        return cached.info, stream
+    assert cached.served is not None
+    return cached.info, held_stream(cached.key, cached.served)
 
 
 def _check_version_id(version_id: str) -> None:

@@ -6,7 +6,9 @@ import base64
 import hashlib
 import json
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +91,29 @@ async def test_new_versions_and_removals_mix_with_old_ones(legacy_store: ModelSt
     assert served["weightsManifest"][0]["paths"] == [f"~v/{old[0]['id']}/model.weights.bin"]
     await legacy_store.remove("dense")
     assert await legacy_store.version_ids("dense") == []
+
+
+async def test_an_older_sqlite_database_stops_handing_out_blob_ids_again(
+    tmp_path: Path,
+) -> None:
+    """Etags are blob ids: after the rewrite on opening, a value written anew after a delete
+    never carries the etag of the one deleted (release 0.1.0 had no AUTOINCREMENT)."""
+    path = tmp_path / "store.sqlite"
+    shutil.copy(FIXTURE / "store.sqlite", path)
+    with closing(sqlite3.connect(path)) as raw:
+        before = raw.execute("SELECT id, committed, created FROM blobs ORDER BY id").fetchall()
+        (schema,) = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'blobs'").fetchone()
+    assert "AUTOINCREMENT" not in schema.upper()
+    backend = open_backend(f"sqlite://{path}")
+    try:
+        first = await put_bytes(backend, "zz/last", b"one")  # the highest id, then deleted
+        await backend.delete("zz/last")
+        second = await put_bytes(backend, "zz/last", b"two")
+        assert first.etag != second.etag
+    finally:
+        await backend.close()
+    with closing(sqlite3.connect(path)) as raw:
+        after = raw.execute("SELECT id, committed, created FROM blobs ORDER BY id").fetchall()
+        (schema,) = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'blobs'").fetchone()
+    assert "AUTOINCREMENT" in schema.upper()
+    assert after[: len(before)] == before  # every row kept as it was

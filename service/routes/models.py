@@ -29,6 +29,7 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 MODEL_PATH = "/{store}/{name:modelname}"
 IMMUTABLE = "public, max-age=31536000, immutable"
+WHOLE_BODY_BYTES = 256 << 10  # bodies up to this are read, then sent in one piece
 VersionQuery = Annotated[
     str | None, Query(description="A version id or an alias; the current version if absent")
 ]
@@ -227,10 +228,19 @@ async def _streamed(
     headers: dict[str, str],
     status_code: int = 200,
 ) -> Response:
-    """The stream as the body; for HEAD, only the headers, and no byte is read."""
+    """The stream as the body; for HEAD, only the headers, and no byte is read.
+
+    A small body is sent whole: a streamed response costs a task per request.
+    """
     if request.method == "HEAD":
         await stream.aclose()
         return Response(media_type=media_type, headers=headers, status_code=status_code)
+    if stream.length <= WHOLE_BODY_BYTES:
+        try:
+            body = b"".join([chunk async for chunk in stream])
+        finally:
+            await stream.aclose()
+        return Response(body, status_code, media_type=media_type, headers=headers)
     return StreamingResponse(_closing(stream), status_code, media_type=media_type, headers=headers)
 
 
