@@ -9,6 +9,10 @@ through one replica works on the others; a revocation takes them up to the token
 
 Each check reads through every replica before the change too, so a per-process cache that
 outlived the change would be caught.
+
+The last part puts Debian's nginx with deploy/nginx-scale.conf in front of the same replicas
+(uploads and downloads stream through it, URLs name it), and checks the ``scale`` profile that
+docker-compose renders.
 """
 
 from __future__ import annotations
@@ -16,22 +20,31 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
+import re
+import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import yaml
 
-from tests.modelfactory import ModelFixture, dense_model
+from tests.modelfactory import ModelFixture, dense_model, http_saved
 from tests.support.formdata import form_body
+from tests.support.live_server import free_port
 from tests.support.server_process import server_process
 from tests.support.tokens import bearer, issue_token
 
+REPOSITORY = Path(__file__).resolve().parents[1]
 REPLICAS = 3
 BUCKET = "modelshelf-replicas"
 STORE = "s3"
@@ -87,10 +100,9 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, seaweed: Any) -> Iterator
     }
     workdir = tmp_path_factory.mktemp("replicas")
     with ExitStack() as stack:
-        urls = [
-            stack.enter_context(server_process(stores, workdir, **settings)).url
-            for _ in range(REPLICAS)
-        ]
+        with ThreadPoolExecutor(REPLICAS) as pool:  # started side by side
+            starting = [server_process(stores, workdir, **settings) for _ in range(REPLICAS)]
+            urls = [server.url for server in pool.map(stack.enter_context, starting)]
         clients = [
             stack.enter_context(httpx.Client(base_url=url, headers=bearer(ADMIN), timeout=30))
             for url in urls
@@ -368,3 +380,200 @@ def test_a_token_revoked_through_one_replica_is_refused_by_the_others_within_3_s
         assert elapsed < REVOCATION_DEADLINE_SECONDS, f"still accepted after {elapsed:.1f} s"
         time.sleep(0.1)
     assert [status(url) for url in replicas.urls] == [401] * REPLICAS
+
+
+# -- behind nginx, with deploy/nginx-scale.conf ------------------------------------------------
+
+NGINX_CONF = REPOSITORY / "deploy" / "nginx-scale.conf"
+NGINX_WRAPPER = """
+daemon off;
+master_process off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{}}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    include {dir}/site.conf;
+}}
+"""
+LARGE_BYTES = 12 << 20  # above S3's 8 MiB part size, far above nginx's 16 KiB body buffer
+
+
+@dataclass(frozen=True)
+class Balancer:
+    url: str
+    error_log: Path
+
+
+def _nginx() -> str:
+    """Debian's nginx (often off a user's PATH, in /usr/sbin), or skip."""
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    if found is None:
+        pytest.skip("nginx is not installed (apt-get install nginx)")
+    return found
+
+
+def _nginx_command(nginx: str, workdir: Path) -> list[str]:
+    """nginx on NGINX_WRAPPER in ``workdir`` (which includes ``workdir/site.conf``)."""
+    conf, log = workdir / "nginx.conf", workdir / "error.log"
+    conf.write_text(NGINX_WRAPPER.format(dir=workdir))
+    return [nginx, "-p", str(workdir), "-c", str(conf), "-e", str(log)]
+
+
+def _site_for(replicas: Replicas, port: int) -> str:
+    """deploy/nginx-scale.conf, with the test's replicas and port for compose's names."""
+    site = NGINX_CONF.read_text()
+    for number, url in enumerate(replicas.urls, start=1):
+        site = site.replace(f"server modelshelf-{number}:8000", f"server {url.split('//')[1]}")
+    assert "modelshelf-" not in site.replace("upstream modelshelf", "")
+    return site.replace("listen 80;", f"listen 127.0.0.1:{port};")
+
+
+@pytest.fixture(scope="module")
+def balancer(replicas: Replicas, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Balancer]:
+    nginx = _nginx()
+    workdir = tmp_path_factory.mktemp("nginx")
+    port = free_port()
+    (workdir / "site.conf").write_text(_site_for(replicas, port))
+    process = subprocess.Popen(
+        _nginx_command(nginx, workdir), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_answering(url, process)
+        yield Balancer(url, workdir / "error.log")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _wait_until_answering(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "nginx exited; see its error.log"
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"nginx did not answer at {url}")
+
+
+@pytest.mark.s3
+def test_through_nginx_large_saves_stream_and_urls_name_the_balancer(
+    balancer: Balancer, replicas: Replicas
+) -> None:
+    name = f"balanced/{uuid.uuid4().hex[:8]}"
+    weights = os.urandom(LARGE_BYTES)
+    entries = [{"name": "w", "shape": [LARGE_BYTES // 4], "dtype": "float32"}]
+    model = http_saved(entries, weights)
+    saved = _save(balancer.url, name, model)
+    assert saved.status_code == 201, saved.text
+    version_id = saved.json()["versionId"]
+    load_url = saved.json()["loadUrl"]  # from the Host header nginx passed on, port and all
+    assert load_url == f"{balancer.url}{_model_path(name)}/model.json?version={version_id}"
+    with httpx.Client(base_url=balancer.url, headers=bearer(ADMIN), timeout=60) as client:
+        served = client.get(load_url)
+        assert served.status_code == 200, served.text
+        assert served.headers["X-Model-Version"] == version_id
+        assert _weights_sha256(client, name, served.content) == _sha256(weights)
+        views = [_view(name)(client) for _ in range(REPLICAS)]  # through nginx, any replica
+    _assert_all_on(views, version_id, model)
+    _assert_all_on(replicas.at_once(_view(name)), version_id, model)
+    # Neither the upload nor the download went through a buffer file of nginx's.
+    log = balancer.error_log.read_text()
+    assert "buffered to a temporary file" not in log, log
+
+
+# -- docker-compose.yml's scale profile -------------------------------------------------------
+
+SCALE_REPLICAS = ["modelshelf-1", "modelshelf-2", "modelshelf-3"]
+DEFAULT_SERVICES = {"minio", "create-bucket", "modelshelf"}
+
+
+def _compose_config(*arguments: str) -> dict[str, Any]:
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose is not installed")
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("MODELSHELF_", "COMPOSE_", "DOCKER_"))
+    }
+    rendered = subprocess.run(
+        ["docker-compose", *arguments, "config"],
+        cwd=REPOSITORY,
+        env={**environment, "MODELSHELF_ADMIN_TOKEN": "compose-admin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    config: dict[str, Any] = yaml.safe_load(rendered.stdout)
+    return config
+
+
+def _mounted_file(service: dict[str, Any], target: str) -> Path:
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):  # the long syntax (docker compose v2 renders it)
+            source, inside, read_only = volume["source"], volume["target"], volume["read_only"]
+        else:
+            source, inside, mode = [*volume.split(":"), "rw"][:3]
+            read_only = mode == "ro"
+        if inside == target:
+            assert read_only, f"{target} is mounted writable"
+            return Path(source)
+    raise AssertionError(f"nothing is mounted at {target}")
+
+
+def test_the_default_services_have_no_profile() -> None:
+    services = _compose_config()["services"]
+    assert {name for name, service in services.items() if not service.get("profiles")} == (
+        DEFAULT_SERVICES
+    )
+
+
+def test_the_scale_profile_runs_three_replicas_over_one_bucket_behind_nginx() -> None:
+    services = _compose_config("--profile", "scale")["services"]
+    replicas = [services[name] for name in SCALE_REPLICAS]
+    environments = [replica["environment"] for replica in replicas]
+    assert all(replica["profiles"] == ["scale"] for replica in replicas)
+    assert all(replica["build"] == services["modelshelf"]["build"] for replica in replicas)
+    assert all("ports" not in replica for replica in replicas)  # reached through nginx only
+    stores = [json.loads(environment["MODELSHELF_STORES"]) for environment in environments]
+    assert stores == [{"s3": services["modelshelf"]["environment"]["MODELSHELF_S3_URL"]}] * 3
+    (auth_store,) = {environment["MODELSHELF_AUTH_STORE"] for environment in environments}
+    models, tokens = urlsplit(stores[0]["s3"]), urlsplit(auth_store)
+    assert (tokens.scheme, tokens.netloc, tokens.query) == ("s3", models.netloc, models.query)
+    assert tokens.path.strip("/").startswith("~")  # a prefix no model name can have
+    assert "local/" + models.netloc in services["create-bucket"]["entrypoint"]
+    assert {environment["MODELSHELF_ADMIN_TOKEN"] for environment in environments} == {
+        "compose-admin"
+    }
+    balancer = services["balancer"]
+    assert balancer["image"].startswith("nginx")
+    assert set(balancer["depends_on"]) == set(SCALE_REPLICAS)
+    conf = _mounted_file(balancer, "/etc/nginx/conf.d/default.conf")
+    assert conf.resolve() == NGINX_CONF.resolve()
+    upstream = re.search(r"upstream modelshelf \{(.*?)\}", conf.read_text(), re.DOTALL)
+    assert upstream is not None
+    servers = re.findall(r"^\s*server\s+(\S+?)[\s;]", upstream.group(1), re.MULTILINE)
+    assert servers == [f"{name}:8000" for name in SCALE_REPLICAS]
+
+
+def test_the_nginx_config_is_valid_for_nginx(tmp_path: Path) -> None:
+    nginx = _nginx()
+    site = NGINX_CONF.read_text()
+    (tmp_path / "site.conf").write_text(re.sub(r"modelshelf-\d:8000", "127.0.0.1:8000", site))
+    checked = subprocess.run(
+        [*_nginx_command(nginx, tmp_path), "-t"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert checked.returncode == 0, checked.stderr
