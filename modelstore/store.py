@@ -711,8 +711,13 @@ class ModelStore:
             await payload.aclose()
         return _served_stream(self._cache.remember(model_name, cached.key, cached.record, served))
 
-    async def weight_file(self, model_name: str, version_id: str, path: str) -> StoredFile:
+    async def weight_file(
+        self, model_name: str, version_id: str, path: str, *, confirm: bool = True
+    ) -> StoredFile:
         """What a version records of one weight file, ``path`` as a URL names it; no byte read.
+
+        A version held in memory is confirmed with one ``head`` (removed elsewhere: 404, not
+        a 304 from memory); ``confirm=False`` skips that for a caller about to read the file.
 
         Raises WeightFileNotFoundError, also for a path no save could have stored.
         """
@@ -720,9 +725,7 @@ class ModelStore:
             path = normalize_weight_path(path)
         except InvalidModelError:
             raise WeightFileNotFoundError(f"there is no weight file {path!r}") from None
-        # Weight files never change: a held record answers without asking the store, and
-        # the read of the file that follows finds out if the version is gone.
-        record = (await self._version(model_name, version_id, confirm=False)).record
+        record = (await self._version(model_name, version_id, confirm=confirm)).record
         stored = next((item for item in record.files if item.path == path), None)
         if stored is None:
             raise WeightFileNotFoundError(
@@ -740,7 +743,8 @@ class ModelStore:
         Raises WeightFileNotFoundError, also for a path no save could have stored, and
         InvalidRangeError for a range that reads nothing.
         """
-        stored = await self.weight_file(model_name, version_id, path)
+        # The read of the file itself finds out if the version is gone.
+        stored = await self.weight_file(model_name, version_id, path, confirm=False)
         key = layout.weight_file_key(model_name, version_id, stored.path)
         try:
             return stored, await self.backend.get(key, start=start, end=end)

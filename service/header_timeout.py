@@ -3,8 +3,10 @@
 
 A slowloris client holds a connection by sending its request head a byte at a time, and any
 byte cancels uvicorn's keep-alive timer. These protocols arm one deadline when a connection
-opens and when a response ends, drop it once the parser has a whole request head, and on
-expiry answer 408 (when part of a head arrived) and close the connection. The deadline is
+opens and when the first byte of a later request arrives, drop it once the parser has a
+whole request head, and on expiry answer 408 (when part of a head arrived) and close the
+connection. Between requests, an idle connection is uvicorn's keep-alive timeout's to close:
+it may be longer than the head's deadline (behind a load balancer, it should be). The deadline is
 the same on both of uvicorn's parsers: httptools (the default, see bench/README.md) and h11.
 """
 
@@ -52,8 +54,12 @@ class _HeadDeadline:
             self._header_timer = None
 
     def _note_bytes(self, data: bytes) -> None:
-        if self._header_timer is not None and data:
-            self._head_bytes_seen = True
+        """Bytes arrived: between requests, the first byte of a head starts its deadline."""
+        if not data or self._serving():
+            return
+        if self._header_timer is None:
+            self._arm_header_timer()
+        self._head_bytes_seen = True
 
     def _header_timeout_expired(self) -> None:
         self._header_timer = None
@@ -105,11 +111,6 @@ class HeaderTimeoutProtocol(_HeadDeadline, H11Protocol):
         self._cancel_header_timer()
         super().handle_websocket_upgrade(event)
 
-    def on_response_complete(self) -> None:
-        # Armed first: a pipelined head already buffered is parsed (and disarms it) in super().
-        self._arm_header_timer()
-        super().on_response_complete()
-
 
 class HeaderTimeoutHttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
     """uvicorn's HttpToolsProtocol with a deadline on each request head."""
@@ -132,14 +133,6 @@ class HeaderTimeoutHttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._cancel_header_timer()
         super().on_headers_complete()
-
-    def on_response_complete(self) -> None:
-        # A pipelined request waiting in uvicorn's queue starts in super(), and its head
-        # is complete already: the deadline is for the next head only.
-        self._arm_header_timer()
-        super().on_response_complete()
-        if self._serving():
-            self._cancel_header_timer()
 
 
 def head_timeout_message(protocol: _HeadDeadline) -> str:

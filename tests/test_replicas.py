@@ -301,11 +301,6 @@ def test_a_removal_through_one_replica_is_a_404_through_the_others_at_once(
 
 
 @pytest.mark.s3
-@pytest.mark.xfail(
-    strict=True,
-    reason="a replica that has read a version's record keeps it (ModelStore._records) after "
-    "another replica removes the version, and answers If-None-Match from it with 304",
-)
 def test_a_removed_version_is_not_revalidated_by_the_others(replicas: Replicas) -> None:
     name = f"revalidated/{uuid.uuid4().hex[:8]}"
     version_id = _saved(replicas.urls[0], name, dense_model(7))

@@ -22,6 +22,7 @@ from tests.support.rawhttp import address, read_response, wait_closed
 
 HEAD_TIMEOUT = 1.0
 BODY_IDLE_TIMEOUT = 1.0
+KEEP_ALIVE = 3  # longer than the head's deadline, as behind a load balancer
 SLACK = 1.5  # scheduling on a shared, loaded machine
 SLOWLORIS_CONNECTIONS = 200
 BYTE_INTERVAL = 0.2  # a head of ~70 bytes then takes 14 s: it never completes in time
@@ -44,6 +45,7 @@ def server(store_dir: Path, request: pytest.FixtureRequest) -> Iterator[str]:
         },
         header_timeout_seconds=HEAD_TIMEOUT,
         body_idle_timeout_seconds=BODY_IDLE_TIMEOUT,
+        keep_alive_timeout_seconds=KEEP_ALIVE,
     )
     with live_server(settings) as url:
         yield url
@@ -98,6 +100,20 @@ def test_a_partial_head_after_a_response_gets_408_request_timeout(server: str) -
     assert response.headers["connection"] == "close"
     assert response.json()["code"] == "request_timeout"
     assert "MODELSHELF_HEADER_TIMEOUT_SECONDS" in response.json()["message"]
+
+
+def test_an_idle_keep_alive_connection_lasts_the_keep_alive_timeout_not_the_heads(
+    server: str,
+) -> None:
+    head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with socket.create_connection(address(server)) as client:
+        client.sendall(head)
+        assert read_response(client, SLACK).status == 200
+        time.sleep(HEAD_TIMEOUT + SLACK)  # past the head's deadline, within the keep-alive
+        client.sendall(head)
+        assert read_response(client, SLACK).status == 200
+        seconds, received = wait_closed(client, KEEP_ALIVE + SLACK)
+    assert seconds >= KEEP_ALIVE * 0.9 and received == b""
 
 
 def test_keep_alive_client_with_slow_but_timely_heads_is_served(server: str) -> None:
