@@ -5,7 +5,8 @@
 ``POST /`` reads the request body to its end and keeps nothing: what uvicorn alone costs.
 ``POST /write`` also does the least work a durable save needs: sha256 over the body and a
 plain file write with fsync (into ``BARE_WRITE_DIR``, deleted afterwards). Both answer 201
-with ``{"received": BYTES}``.
+with ``{"received": BYTES}``. ``GET`` answers 304 to ``If-None-Match: "bare"`` (else 200
+``{}``): the most a revalidation can cost on the server stack alone.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ async def app(scope: Message, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         await _lifespan(receive, send)
         return
+    if scope["method"] == "GET":
+        await _revalidate(scope, send)
+        return
     if scope["path"] == "/write":
         received = await _hash_and_write(receive)
     else:
@@ -37,6 +41,17 @@ async def app(scope: Message, receive: Receive, send: Send) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": 201, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _revalidate(scope: Message, send: Send) -> None:
+    """GET: 304 when If-None-Match names ETAG, else 200 with a tiny body: the stack's ceiling."""
+    etag = b'"bare"'
+    matched = (b"if-none-match", etag) in scope["headers"]
+    headers = [(b"etag", etag), (b"content-length", b"0" if matched else b"2")]
+    await send(
+        {"type": "http.response.start", "status": 304 if matched else 200, "headers": headers}
+    )
+    await send({"type": "http.response.body", "body": b"" if matched else b"{}"})
 
 
 async def _hash_and_write(receive: Receive) -> int | None:

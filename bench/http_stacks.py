@@ -80,12 +80,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=2, help="rounds, alternating order (2)")
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
     args = parser.parse_args(argv)
-    args.stacks = [
-        stack for stack in STACKS if stack != "granian" or shutil.which("granian") is not None
-    ]
+    args.stacks = [stack for stack in STACKS if stack != "granian" or granian() is not None]
     if "granian" not in args.stacks:
         note("granian is not installed: measuring the uvicorn stacks only")
     return args
+
+
+def granian() -> str | None:
+    """granian's command, beside this interpreter (a venv's bin need not be on PATH)."""
+    beside = Path(sys.executable).with_name("granian")
+    return str(beside) if beside.exists() else shutil.which("granian")
 
 
 @contextmanager
@@ -97,7 +101,7 @@ def serve(stack: str, folder: Path) -> Any:
         command = [sys.executable, "-m", "uvicorn", APP, "--factory", *options]
         command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     else:
-        command = [shutil.which("granian") or "granian", "--interface", "asgi", "--factory"]
+        command = [granian() or "granian", "--interface", "asgi", "--factory"]
         command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", APP]
     env = {**os.environ, "MODELSHELF_DATA_DIR": str(folder), "MODELSHELF_QUOTAS": "{}"}
     env["PYTHONPATH"] = str(REPOSITORY)
