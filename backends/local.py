@@ -38,6 +38,7 @@ from modelshelf.backends.errors import (
 )
 from modelshelf.backends.keys import validate_key
 from modelshelf.backends.protocol import (
+    STREAM_CHUNK_BYTES,
     Capabilities,
     ListPage,
     ObjectInfo,
@@ -50,7 +51,6 @@ from modelshelf.backends.ranges import resolve_range, validate_range
 TEMP_PREFIX = ".modelshelf-tmp-"
 TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + "[0-9a-f]{32}")  # what put() names them
 SWEEP_DEADLINE_SECONDS = 600.0  # one walk of the whole tree, however large
-READ_CHUNK_BYTES = 1 << 20
 WRITE_BATCH_BYTES = 1 << 20
 PARENT_ATTEMPTS = 5
 T = TypeVar("T")
@@ -279,7 +279,7 @@ async def _read_chunks(
     try:
         with translated(key):
             while remaining > 0:
-                chunk = await handle.run(_read_block, min(remaining, READ_CHUNK_BYTES))
+                chunk = await handle.run(_read_block, min(remaining, STREAM_CHUNK_BYTES))
                 if not chunk:
                     return
                 remaining -= len(chunk)

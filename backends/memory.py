@@ -8,11 +8,15 @@ from collections.abc import AsyncIterable, AsyncIterator
 
 from modelshelf.backends.errors import NotFoundError
 from modelshelf.backends.keys import validate_key
-from modelshelf.backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
+from modelshelf.backends.protocol import (
+    STREAM_CHUNK_BYTES,
+    Capabilities,
+    ListPage,
+    ObjectInfo,
+    ObjectStream,
+)
 from modelshelf.backends.putmodes import PutMode, check_put_mode
 from modelshelf.backends.ranges import resolve_range, validate_range
-
-READ_CHUNK_BYTES = 1 << 20
 
 
 class MemoryBackend:
@@ -91,8 +95,8 @@ def _has_key_after(keys: list[str], items: list[ObjectInfo], prefix: str) -> boo
 
 
 async def _chunked(view: memoryview) -> AsyncIterator[bytes]:
-    for offset in range(0, len(view), READ_CHUNK_BYTES):
-        yield bytes(view[offset : offset + READ_CHUNK_BYTES])
+    for offset in range(0, len(view), STREAM_CHUNK_BYTES):
+        yield bytes(view[offset : offset + STREAM_CHUNK_BYTES])
 
 
 def from_url(body: str, options: dict[str, str], limits: object = None) -> MemoryBackend:
