@@ -17,6 +17,7 @@ from modelshelf.backends import (
     open_backend,
 )
 from modelshelf.backends.ops import iter_keys, put_bytes, read_all, sweep_incomplete
+from modelshelf.backends.protocol import ObjectStream
 from modelshelf.backends.sqlite import BATCH_BYTES, CHUNK_BYTES
 from tests.support.leftovers import MIB, hanging_put
 
@@ -185,6 +186,18 @@ async def test_concurrent_puts_end_on_one_whole_value(backend: Backend) -> None:
     await asyncio.gather(*(backend.put("race", chunked(value, 100_000)) for value in values))
     assert await read_all(backend, "race") in values
     assert [info.key async for info in iter_keys(backend)] == ["race"]
+
+
+# Streams open and being read at once (issue 12, item 5).
+STREAMS_AT_ONCE = 32
+
+
+async def streams_past_their_first_chunk(backend: Backend, key: str) -> list[ObjectStream]:
+    """STREAMS_AT_ONCE open streams of ``key``, each past its first chunk: all being read."""
+    streams = [await backend.get(key) for _ in range(STREAMS_AT_ONCE)]
+    for stream in streams:
+        await anext(stream.chunks)
+    return streams
 
 
 # Bytes past two SQLite rows and one write batch, sent in chunks that align with neither.
