@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -48,7 +48,6 @@ from modelshelf.backends.errors import (
 )
 from modelshelf.backends.keys import MAX_KEY_BYTES, validate_key
 from modelshelf.backends.protocol import (
-    STREAM_CHUNK_BYTES,
     Capabilities,
     ListPage,
     ObjectInfo,
@@ -57,6 +56,7 @@ from modelshelf.backends.protocol import (
 )
 from modelshelf.backends.putmodes import CreateOnly, PutMode, ReplaceIfEtag
 from modelshelf.backends.ranges import validate_range
+from modelshelf.backends.readshares import ReadShares
 
 if TYPE_CHECKING:
     from botocore.awsrequest import AWSPreparedRequest
@@ -193,8 +193,8 @@ class S3Backend:
             body.close_soon()
             raise
         info = ObjectInfo(key, size, _etag(response["ETag"]))
-        chunks = _BodyChunks(body, partial(self._translated, key))
-        return ObjectStream(info, chunks, release=chunks.aclose, start=start, end=end)
+        chunks = _body_chunks(body, self.limits.read_shares, partial(self._translated, key))
+        return ObjectStream(info, chunks, release=_releaser(body), start=start, end=end)
 
     async def head(self, key: str) -> ObjectInfo:
         object_key = self._object_key(key)
@@ -461,34 +461,25 @@ async def _send_full_parts(
     return bytearray()  # not reached: gathered() always ends with a last part
 
 
-class _BodyChunks:
-    """The chunks of one object body; closing it releases the HTTP connection."""
+async def _body_chunks(
+    body: ThreadBound[StreamingBody],
+    shares: ReadShares,
+    translated: Callable[[], AbstractContextManager[None]],
+) -> AsyncIterator[bytes]:
+    """The chunks of one object body, one per thread hop; ending releases the connection."""
+    try:
+        with translated(), shares.stream():
+            while chunk := await body.run(_read_block, shares.chunk_bytes()):
+                yield chunk
+    finally:
+        body.close_soon()  # no await: safe in a cancelled task
 
-    def __init__(
-        self,
-        body: ThreadBound[StreamingBody],
-        translated: Callable[[], AbstractContextManager[None]],
-    ) -> None:
-        self._body = body
-        self._translated = translated
 
-    def __aiter__(self) -> _BodyChunks:
-        return self
+def _releaser(body: ThreadBound[StreamingBody]) -> Callable[[], Awaitable[None]]:
+    async def release() -> None:
+        body.close_soon()
 
-    async def __anext__(self) -> bytes:
-        try:
-            with self._translated():
-                chunk: bytes = await self._body.run(_read_block)
-        except BaseException:
-            self._body.close_soon()
-            raise
-        if not chunk:
-            self._body.close_soon()
-            raise StopAsyncIteration
-        return chunk
-
-    async def aclose(self) -> None:
-        self._body.close_soon()  # no await: safe in a cancelled task
+    return release
 
 
 def _content_range(response: GetObjectOutputTypeDef, ranged: bool) -> tuple[int, int, int]:
@@ -507,8 +498,8 @@ def _content_range(response: GetObjectOutputTypeDef, ranged: bool) -> tuple[int,
     return int(size), int(first), int(last) + 1
 
 
-def _read_block(body: StreamingBody) -> bytes:
-    return body.read(STREAM_CHUNK_BYTES)
+def _read_block(body: StreamingBody, size: int) -> bytes:
+    return body.read(size)
 
 
 def _close_body(body: StreamingBody) -> None:

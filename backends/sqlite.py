@@ -38,7 +38,6 @@ from modelshelf.backends.errors import (
 )
 from modelshelf.backends.keys import validate_key
 from modelshelf.backends.protocol import (
-    STREAM_CHUNK_BYTES,
     Capabilities,
     ListPage,
     ObjectInfo,
@@ -47,6 +46,7 @@ from modelshelf.backends.protocol import (
 )
 from modelshelf.backends.putmodes import PutMode, check_put_mode
 from modelshelf.backends.ranges import resolve_range, validate_range
+from modelshelf.backends.readshares import ReadShares
 
 CHUNK_BYTES = 1 << 20
 PAGE_BYTES = 64 << 10
@@ -172,7 +172,8 @@ class SqliteBackend:
                 reader.close_soon()
                 raise
         info = ObjectInfo(key, size, _etag(blob_id))
-        chunks = _read(reader, blob_id, start, end, partial(self._translated, key))
+        translated = partial(self._translated, key)
+        chunks = _read(reader, self.limits.read_shares, blob_id, start, end, translated)
         return ObjectStream(info, chunks, release=_releaser(reader), start=start, end=end)
 
     async def head(self, key: str) -> ObjectInfo:
@@ -499,12 +500,13 @@ def _read_piece(connection: sqlite3.Connection, rowid: int, offset: int, size: i
 
 async def _read(
     reader: ThreadBound[sqlite3.Connection],
+    shares: ReadShares,
     blob_id: int,
     start: int,
     end: int,
     translated: Callable[[], AbstractContextManager[None]],
 ) -> AsyncIterator[bytes]:
-    """The blob's bytes ``[start, end)``, one piece of a row per thread hop.
+    """The blob's bytes ``[start, end)``, one piece of a row (its share) per thread hop.
 
     Every row of a blob but its last holds CHUNK_BYTES (``_rows``), so byte ``start`` is
     in row ``start // CHUNK_BYTES``, and no row before it is read. Pieces are read out of
@@ -515,11 +517,11 @@ async def _read(
     try:
         if remaining <= 0:
             return
-        with translated():
+        with translated(), shares.stream():
             row_ids = await reader.run(_row_ids, blob_id, first, (end - 1) // CHUNK_BYTES)
             for rowid in row_ids:
                 while remaining > 0 and offset < CHUNK_BYTES:
-                    wanted = min(STREAM_CHUNK_BYTES, remaining, CHUNK_BYTES - offset)
+                    wanted = min(shares.chunk_bytes(), remaining, CHUNK_BYTES - offset)
                     piece = await reader.run(_read_piece, rowid, offset, wanted)
                     if not piece:
                         return
