@@ -34,6 +34,7 @@ from modelshelf.backends.protocol import (
     SweptItem,
 )
 from modelshelf.backends.putmodes import CreateOnly, PutMode, ReplaceIfEtag
+from modelshelf.backends.readshares import ReadShares
 
 __all__ = [
     "KNOWN_SCHEMES",
@@ -53,6 +54,7 @@ __all__ = [
     "PreconditionFailedError",
     "PutMode",
     "ReadOnlyStoreError",
+    "ReadShares",
     "ReplaceIfEtag",
     "StorageError",
     "SweptItem",

@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from modelshelf.backends.buffers import BufferBudget
 from modelshelf.backends.errors import StorageError, UnavailableError
+from modelshelf.backends.readshares import ReadShares
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -35,12 +36,15 @@ class CallLimits:
         threads: the most blocking calls in flight at once for this backend.
         write_buffers: the budget its upload buffers (S3 parts, SQLite batches) take from,
             shared by every store of a process (by default a budget of its own).
+        read_shares: the budget the chunks of its streams being read share, shared by every
+            store of a process (by default one of its own).
     """
 
     store: str = "store"
     timeout: float | None = DEFAULT_TIMEOUT_SECONDS
     threads: int = DEFAULT_THREADS
     write_buffers: BufferBudget = field(default_factory=BufferBudget)
+    read_shares: ReadShares = field(default_factory=ReadShares)
 
 
 class BlockingCalls:

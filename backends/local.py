@@ -46,11 +46,11 @@ from modelshelf.backends.protocol import (
 )
 from modelshelf.backends.putmodes import CreateOnly, PutMode, check_put_mode
 from modelshelf.backends.ranges import resolve_range, validate_range
+from modelshelf.backends.readshares import ReadShares
 
 TEMP_PREFIX = ".modelshelf-tmp-"
 TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + "[0-9a-f]{32}")  # what put() names them
 SWEEP_DEADLINE_SECONDS = 600.0  # one walk of the whole tree, however large
-READ_CHUNK_BYTES = 1 << 20
 WRITE_BATCH_BYTES = 1 << 20
 PARENT_ATTEMPTS = 5
 T = TypeVar("T")
@@ -144,7 +144,7 @@ class LocalBackend:
             except BaseException:
                 handle.close_soon()
                 raise
-        chunks = _read_chunks(handle, self._translated, key, end - start)
+        chunks = _read_chunks(handle, self.limits.read_shares, self._translated, key, end - start)
         return ObjectStream(info, chunks, release=_releaser(handle), start=start, end=end)
 
     async def head(self, key: str) -> ObjectInfo:
@@ -271,15 +271,16 @@ def _may_hold(key: str, prefix: str) -> bool:
 
 async def _read_chunks(
     handle: ThreadBound[BinaryIO],
+    shares: ReadShares,
     translated: Callable[[str], AbstractContextManager[None]],
     key: str,
     remaining: int,
 ) -> AsyncIterator[bytes]:
     """``remaining`` bytes from the file's position: values are replaced, never appended."""
     try:
-        with translated(key):
+        with translated(key), shares.stream():
             while remaining > 0:
-                chunk = await handle.run(_read_block, min(remaining, READ_CHUNK_BYTES))
+                chunk = await handle.run(_read_block, min(remaining, shares.chunk_bytes()))
                 if not chunk:
                     return
                 remaining -= len(chunk)

@@ -6,13 +6,13 @@ import bisect
 import hashlib
 from collections.abc import AsyncIterable, AsyncIterator
 
+from modelshelf.backends.concurrency import CallLimits
 from modelshelf.backends.errors import NotFoundError
 from modelshelf.backends.keys import validate_key
 from modelshelf.backends.protocol import Capabilities, ListPage, ObjectInfo, ObjectStream
 from modelshelf.backends.putmodes import PutMode, check_put_mode
 from modelshelf.backends.ranges import resolve_range, validate_range
-
-READ_CHUNK_BYTES = 1 << 20
+from modelshelf.backends.readshares import ReadShares
 
 
 class MemoryBackend:
@@ -23,7 +23,8 @@ class MemoryBackend:
         persistent=False, shared=False, put_create=True, put_replace_if_etag=True
     )
 
-    def __init__(self) -> None:
+    def __init__(self, read_shares: ReadShares | None = None) -> None:
+        self._read_shares = read_shares or ReadShares()
         self._values: dict[str, bytes] = {}
         self._keys: list[str] = []  # sorted, for listing
 
@@ -43,7 +44,7 @@ class MemoryBackend:
         validate_range(start, end)
         value = self._lookup(key)
         start, end = resolve_range(len(value), start, end)
-        chunks = _chunked(memoryview(value)[start:end])
+        chunks = _chunked(memoryview(value)[start:end], self._read_shares)
         return ObjectStream(self._info(key, value), chunks, start=start, end=end)
 
     async def head(self, key: str) -> ObjectInfo:
@@ -90,11 +91,15 @@ def _has_key_after(keys: list[str], items: list[ObjectInfo], prefix: str) -> boo
     return index < len(keys) and keys[index].startswith(prefix)
 
 
-async def _chunked(view: memoryview) -> AsyncIterator[bytes]:
-    for offset in range(0, len(view), READ_CHUNK_BYTES):
-        yield bytes(view[offset : offset + READ_CHUNK_BYTES])
+async def _chunked(view: memoryview, shares: ReadShares) -> AsyncIterator[bytes]:
+    """Copies of the value's bytes, in the chunks a stream of any backend would get."""
+    with shares.stream():
+        while view:
+            size = shares.chunk_bytes()
+            yield bytes(view[:size])
+            view = view[size:]
 
 
-def from_url(body: str, options: dict[str, str], limits: object = None) -> MemoryBackend:
+def from_url(body: str, options: dict[str, str], limits: CallLimits | None = None) -> MemoryBackend:
     """``memory://`` takes no path and no options."""
-    return MemoryBackend()
+    return MemoryBackend(limits.read_shares if limits else None)

@@ -12,6 +12,11 @@ from typing import Protocol, runtime_checkable
 from modelshelf.backends.keys import MAX_KEY_BYTES
 from modelshelf.backends.putmodes import PutMode
 
+# The most bytes one chunk of an ObjectStream holds: a lone stream's chunk. Streams read at
+# once share a budget and read less each (``readshares.ReadShares``); a backend reads no further
+# ahead of its consumer than the chunk it is asked for (issue 12, item 5).
+STREAM_CHUNK_BYTES = 1 << 20
+
 
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
@@ -80,9 +85,10 @@ class ObjectStream:
     """A value being read: ``info`` is known before the first byte arrives.
 
     ``info.size`` is the whole value's size; ``chunks`` hold its bytes ``[start, end)``
-    (``end=None``: to the value's end). ``release`` frees what the read holds (a file, a
-    connection). ``aclose`` calls it even when iteration never started, where an async
-    generator's ``finally`` would not run.
+    (``end=None``: to the value's end), at most ``STREAM_CHUNK_BYTES`` each (less while other
+    streams are read: ``readshares.ReadShares``), each read only when it is asked for.
+    ``release`` frees what the read holds (a file, a connection). ``aclose`` calls it even
+    when iteration never started, where an async generator's ``finally`` would not run.
     """
 
     info: ObjectInfo
@@ -131,7 +137,9 @@ class Backend(Protocol):
         """Open ``key`` for reading its bytes ``[start, end)``, by default all of them.
 
         ``end=None`` reads to the value's end, and an ``end`` past it stops there (see
-        ``backends.ranges``). The stream's ``start`` and ``end`` say what it holds. Raises
+        ``backends.ranges``). The stream's ``start`` and ``end`` say what it holds; its
+        chunks are as large as ``readshares.ReadShares`` allows, read one at a time as asked
+        for. Raises
         NotFoundError, or InvalidRangeError for a range that reads nothing, before any byte
         is produced.
         """

@@ -46,10 +46,13 @@ from modelshelf.backends.protocol import (
 )
 from modelshelf.backends.putmodes import PutMode, check_put_mode
 from modelshelf.backends.ranges import resolve_range, validate_range
+from modelshelf.backends.readshares import ReadShares
 
 CHUNK_BYTES = 1 << 20
 PAGE_BYTES = 64 << 10
-READ_AHEAD_ROWS = 4
+# A reader's page cache, in KiB (SQLite's default is 2000 per connection): a stream reads
+# each page once, so a larger cache only holds memory, once per open stream (issue 12).
+READER_CACHE_KIB = 64
 WAL_LIMIT_BYTES = 64 << 20
 BATCH_BYTES = 4 * CHUNK_BYTES  # rows per write transaction, held in the write-buffer budget
 STALE_STAGING_SECONDS = 24 * 3600
@@ -170,7 +173,8 @@ class SqliteBackend:
                 reader.close_soon()
                 raise
         info = ObjectInfo(key, size, _etag(blob_id))
-        chunks = _read(reader, blob_id, start, end, partial(self._translated, key))
+        translated = partial(self._translated, key)
+        chunks = _read(reader, self.limits.read_shares, blob_id, start, end, translated)
         return ObjectStream(info, chunks, release=_releaser(reader), start=start, end=end)
 
     async def head(self, key: str) -> ObjectInfo:
@@ -301,7 +305,9 @@ class SqliteBackend:
         with self._lock:
             if self._idle_readers:
                 return self._idle_readers.pop()
-        return self._connect()
+        reader = self._connect()
+        reader.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
+        return reader
 
     def _recycle(self, reader: sqlite3.Connection) -> None:
         """End a reader's snapshot and keep it for the next get; runs when no query does."""
@@ -479,41 +485,51 @@ def _drop_blob_rows(connection: sqlite3.Connection, blob_id: int) -> None:
     connection.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
 
 
-def _next_rows(connection: sqlite3.Connection, blob_id: int, seq: int, limit: int) -> list[bytes]:
+def _row_ids(connection: sqlite3.Connection, blob_id: int, first: int, last: int) -> list[int]:
     rows = connection.execute(
-        "SELECT data FROM chunks WHERE blob_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
-        (blob_id, seq, limit),
+        "SELECT rowid FROM chunks WHERE blob_id = ? AND seq >= ? AND seq <= ? ORDER BY seq",
+        (blob_id, first, last),
     ).fetchall()
-    return [bytes(row[0]) for row in rows]
+    return [int(row[0]) for row in rows]
+
+
+def _read_piece(connection: sqlite3.Connection, rowid: int, offset: int, size: int) -> bytes:
+    """``size`` bytes of one chunk row from ``offset``, read in place (incremental blob I/O)."""
+    with connection.blobopen("chunks", "data", rowid, readonly=True) as row:
+        row.seek(offset)
+        return row.read(size)
 
 
 async def _read(
     reader: ThreadBound[sqlite3.Connection],
+    shares: ReadShares,
     blob_id: int,
     start: int,
     end: int,
     translated: Callable[[], AbstractContextManager[None]],
 ) -> AsyncIterator[bytes]:
-    """The blob's bytes ``[start, end)``, read from the row that holds ``start``.
+    """The blob's bytes ``[start, end)``, one piece of a row (its share) per thread hop.
 
     Every row of a blob but its last holds CHUNK_BYTES (``_rows``), so byte ``start`` is
-    in row ``start // CHUNK_BYTES``, and no row before it is read.
+    in row ``start // CHUNK_BYTES``, and no row before it is read. Pieces are read out of
+    their rows, so a stream holds one piece, never a batch of rows.
     """
-    seq, skip = divmod(start, CHUNK_BYTES)
+    first, offset = divmod(start, CHUNK_BYTES)
     remaining = end - start
     try:
-        with translated():
-            while remaining > 0:
-                # A few rows per thread hop: the hop, not SQLite, dominates at 1 MiB a row.
-                wanted = min(READ_AHEAD_ROWS, -(-(skip + remaining) // CHUNK_BYTES))
-                rows = await reader.run(_next_rows, blob_id, seq, wanted)
-                if not rows:
-                    return
-                for row in rows:
-                    chunk = row[skip : skip + remaining]  # the row itself when it is all wanted
-                    skip, remaining = 0, remaining - len(chunk)
-                    yield chunk
-                seq += len(rows)
+        if remaining <= 0:
+            return
+        with translated(), shares.stream():
+            row_ids = await reader.run(_row_ids, blob_id, first, (end - 1) // CHUNK_BYTES)
+            for rowid in row_ids:
+                while remaining > 0 and offset < CHUNK_BYTES:
+                    wanted = min(shares.chunk_bytes(), remaining, CHUNK_BYTES - offset)
+                    piece = await reader.run(_read_piece, rowid, offset, wanted)
+                    if not piece:
+                        return
+                    offset, remaining = offset + len(piece), remaining - len(piece)
+                    yield piece
+                offset = 0
     finally:
         reader.close_soon()  # no await: safe in a cancelled task
 

@@ -8,7 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from modelshelf.backends import KNOWN_SCHEMES, BufferBudget, CallLimits, backend_kind, open_backend
+from modelshelf.backends import (
+    KNOWN_SCHEMES,
+    BufferBudget,
+    CallLimits,
+    ReadShares,
+    backend_kind,
+    open_backend,
+)
 from modelshelf.modelstore.shelf import Shelf
 from modelshelf.modelstore.store import DEFAULT_MAX_MODEL_JSON_BYTES, ModelStore
 
@@ -37,11 +44,12 @@ def check_store_url(url: str) -> str:
 
 
 def open_shelf(urls: Mapping[str, str], limits: StoreLimits, setting: str = "stores") -> Shelf:
-    """Open every store; their upload buffers share one budget.
+    """Open every store; their upload buffers share one budget, their reads one as well.
 
     Raises StoreSettingError naming ``setting`` and the store whose URL cannot be opened.
     """
     write_buffers = BufferBudget(limits.upload_buffer_bytes)
+    read_shares = ReadShares()
     stores: dict[str, ModelStore] = {}
     for name, url in urls.items():
         call_limits = CallLimits(
@@ -49,6 +57,7 @@ def open_shelf(urls: Mapping[str, str], limits: StoreLimits, setting: str = "sto
             timeout=limits.timeout_seconds,
             threads=limits.threads,
             write_buffers=write_buffers.share(),
+            read_shares=read_shares,
         )
         try:
             backend = open_backend(url, call_limits)

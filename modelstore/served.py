@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import msgspec
 
 from modelshelf.backends.errors import NotFoundError
-from modelshelf.backends.protocol import Backend, ObjectInfo, ObjectStream
+from modelshelf.backends.protocol import STREAM_CHUNK_BYTES, Backend, ObjectInfo, ObjectStream
 
-CHUNK_BYTES = 1 << 20
 Part = bytes | msgspec.Raw
 
 
@@ -30,11 +29,11 @@ class ServedModelJson:
         return sum(len(memoryview(part)) for part in self.parts)
 
     def chunks(self) -> Iterator[bytes]:
-        """The document in chunks of at most 1 MiB, so no backend copies a huge part whole."""
+        """The document in chunks a stream may hold (STREAM_CHUNK_BYTES): no part copied whole."""
         for part in self.parts:
             view = memoryview(part)
-            for start in range(0, len(view), CHUNK_BYTES):
-                yield bytes(view[start : start + CHUNK_BYTES])
+            for start in range(0, len(view), STREAM_CHUNK_BYTES):
+                yield bytes(view[start : start + STREAM_CHUNK_BYTES])
 
 
 async def store_served(backend: Backend, key: str, served: ServedModelJson) -> ObjectInfo:

@@ -30,6 +30,7 @@ def serve(args: argparse.Namespace) -> None:
         import uvicorn
         from uvicorn.config import STARTUP_FAILURE
 
+        from modelshelf.service.arenas import limit_malloc_arenas
         from modelshelf.service.server import server_config
         from modelshelf.service.settings import load_settings
     except ModuleNotFoundError as error:
@@ -38,6 +39,7 @@ def serve(args: argparse.Namespace) -> None:
             f"({error.name} is missing): {SERVER_EXTRA}"
         ) from None
 
+    limit_malloc_arenas()  # before any store thread allocates; workers inherit it
     try:
         overrides = {"workers": args.workers} if getattr(args, "workers", None) else {}
         settings = load_settings(args.config, **overrides)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tracemalloc
 from collections.abc import AsyncIterator
 
 import pytest
@@ -17,6 +18,8 @@ from modelshelf.backends import (
     open_backend,
 )
 from modelshelf.backends.ops import iter_keys, put_bytes, read_all, sweep_incomplete
+from modelshelf.backends.protocol import STREAM_CHUNK_BYTES, ObjectStream
+from modelshelf.backends.readshares import DEFAULT_READ_BUDGET_BYTES
 from modelshelf.backends.sqlite import BATCH_BYTES, CHUNK_BYTES
 from tests.support.leftovers import MIB, hanging_put
 
@@ -185,6 +188,48 @@ async def test_concurrent_puts_end_on_one_whole_value(backend: Backend) -> None:
     await asyncio.gather(*(backend.put("race", chunked(value, 100_000)) for value in values))
     assert await read_all(backend, "race") in values
     assert [info.key async for info in iter_keys(backend)] == ["race"]
+
+
+# Loads at once (issue 12, item 5): each may read its share of the read budget per chunk.
+STREAMS_AT_ONCE = 32
+SHARE_BYTES = DEFAULT_READ_BUDGET_BYTES // STREAMS_AT_ONCE
+
+
+async def streams_past_their_first_chunk(backend: Backend, key: str) -> list[ObjectStream]:
+    """STREAMS_AT_ONCE open streams of ``key``, each past its first chunk: all being read."""
+    streams = [await backend.get(key) for _ in range(STREAMS_AT_ONCE)]
+    for stream in streams:
+        await anext(stream.chunks)
+    return streams
+
+
+async def test_streams_read_at_once_share_the_read_budget(backend: Backend) -> None:
+    data = os.urandom(4 * MIB)
+    await backend.put("shared", chunked(data, MIB))
+    streams = await streams_past_their_first_chunk(backend, "shared")
+    seconds = [len(await anext(stream.chunks)) for stream in streams]
+    for stream in streams:
+        await stream.aclose()
+    assert 0 < max(seconds) <= SHARE_BYTES < STREAM_CHUNK_BYTES
+    lone = await backend.get("shared")
+    sizes = [len(chunk) async for chunk in lone]  # the others closed: full chunks again
+    assert max(sizes) == STREAM_CHUNK_BYTES and sum(sizes) == len(data)
+
+
+async def test_an_open_stream_holds_at_most_the_chunk_it_gave_last(backend: Backend) -> None:
+    """No read-ahead: between chunks, a stream holds at most its last one (and a few objects)."""
+    await backend.put("ahead", chunked(os.urandom(4 * MIB), MIB))
+    tracemalloc.start()
+    try:
+        streams = await streams_past_their_first_chunk(backend, "ahead")
+        for stream in streams:
+            await anext(stream.chunks)  # dropped at once, as a response sends it on
+        held, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    for stream in streams:
+        await stream.aclose()
+    assert held <= STREAMS_AT_ONCE * (SHARE_BYTES + (128 << 10))
 
 
 # Bytes past two SQLite rows and one write batch, sent in chunks that align with neither.
