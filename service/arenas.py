@@ -3,8 +3,8 @@
 glibc gives each thread that allocates an arena of its own, up to eight per core, and what
 one arena frees serves that arena again. The store threads read the chunks, so under many
 loads at once each arena keeps its own high-water mark of freed chunks: with 50 loads of a
-small model, 20-30 MB more peak RSS on a SQLite store, 5-15 MB on the others, than with two
-arenas, for the same MB/s (bench/README.md, concurrent_loads.py). An operator's own
+small model, 30-40 MB more peak RSS on a SQLite store, 15-20 MB on the others, than with
+two arenas, for the same MB/s (bench/README.md, concurrent_loads.py). An operator's own
 MALLOC_ARENA_MAX is left as it is.
 """
 
