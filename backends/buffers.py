@@ -5,10 +5,11 @@ its buffer's size from a ``BufferBudget`` before filling it and gives it back on
 is written, so with many uploads at once the extra ones wait (and their sockets push back on
 their clients) instead of each holding a buffer (issue 8, item 7).
 
-It cannot deadlock: an upload holds at most one buffer at a time and never waits for the
-budget while holding one; a buffer larger than the whole budget is clamped to it, so it
-waits until it is alone; waiters are served in arrival order, so none starves. Each store
-takes from its own share of the process's budget, so a stuck store cannot hold all of it.
+It cannot deadlock: an upload never waits for the budget while it holds a buffer, except
+one being written (an S3 part in flight, which the store alone gives back); a buffer larger
+than the whole budget is clamped to it, so it waits until it is alone; waiters are served
+in arrival order, so none starves. Each store takes from its own share of the process's
+budget, so a stuck store cannot hold all of it.
 """
 
 from __future__ import annotations
@@ -66,6 +67,20 @@ class BufferBudget:
             raise
         self._release_own(taken - granted)  # the outer budget is smaller than this one
         return granted
+
+    def try_acquire(self, size: int) -> int | None:
+        """Take ``size`` bytes (at most ``capacity``) if they are free now, without waiting
+        or queueing; the bytes taken, or None. For a holder that may not wait."""
+        size = min(max(size, 0), self.capacity)
+        if self._waiters or self.in_use + size > self.capacity:
+            return None
+        if self.within is not None:
+            granted = self.within.try_acquire(size)
+            if granted is None:
+                return None
+            size = granted
+        self._take(size)
+        return size
 
     def release(self, size: int) -> None:
         """Give back bytes taken by ``acquire``; wakes the waiters that now fit, in order."""

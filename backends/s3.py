@@ -34,7 +34,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from modelshelf.backends.buffers import gathered
+from modelshelf.backends.buffers import BufferBudget, gathered
 from modelshelf.backends.concurrency import BlockingCalls, CallLimits, ThreadBound
 from modelshelf.backends.errors import (
     InsufficientStorageError,
@@ -161,7 +161,7 @@ class S3Backend:
         with self._translated(key):
             async with contextlib.aclosing(parts):  # the part's budget back after the abort
                 try:
-                    last_part = await _send_full_parts(upload, parts)
+                    last_part = await _send_full_parts(upload, parts, self.limits.write_buffers)
                     if upload.upload_id is None:  # the whole value fits in one part
                         return await self._put_single(key, object_key, last_part, conditions)
                     etag = await upload.complete(last_part)
@@ -446,19 +446,47 @@ class _MultipartUpload:
 
 
 async def _send_full_parts(
-    upload: _MultipartUpload, parts: AsyncIterator[tuple[bytearray, bool]]
+    upload: _MultipartUpload, parts: AsyncIterator[tuple[bytearray, bool]], budget: BufferBudget
 ) -> bytearray:
-    """Upload every part but the last; return the last part, unsent.
+    """Upload every part but the last, each while the next one fills; return the last, unsent.
 
-    The parts are sent as they are (botocore takes a bytearray Body and checksums it): one
-    part-sized buffer per upload, none copied.
+    One part is in flight at a time: receiving and sending overlap, as boto3's own transfers
+    do, and an upload holds two parts at most. The part in flight keeps its size taken from
+    ``budget`` until it is sent (the generator gives its own back when asked for the next).
+    That is taken only if free at once: waiting for it while holding the part could
+    deadlock two uploads, so without room the part is sent before the next one fills.
+    The parts are sent as they are (botocore takes a bytearray Body and checksums it): none
+    copied.
     """
-    async for part, last in parts:
-        if last:
-            return part
+    sending: asyncio.Task[None] | None = None
+    try:
+        async for part, last in parts:
+            if sending is not None:
+                await sending  # the previous part: sent before the next one starts
+                sending = None
+            if last:
+                return part
+            held = budget.try_acquire(len(part))
+            if held is None:  # no room for two parts: one after the other
+                await upload.send_part(part)
+                continue
+            sending = asyncio.ensure_future(_send_holding(upload, part, budget, held))
+            del part  # the task holds it until sent
+        return bytearray()  # not reached: gathered() always ends with a last part
+    finally:
+        if sending is not None:
+            sending.cancel()
+            with contextlib.suppress(BaseException):
+                await sending
+
+
+async def _send_holding(
+    upload: _MultipartUpload, part: bytearray, budget: BufferBudget, held: int
+) -> None:
+    try:
         await upload.send_part(part)
-        del part  # freed before the next part takes the budget
-    return bytearray()  # not reached: gathered() always ends with a last part
+    finally:
+        budget.release(held)
 
 
 async def _body_chunks(

@@ -154,13 +154,17 @@ async def test_cancelled_put_aborts_its_upload(
     first_part_sent = asyncio.Event()
 
     async def stalling() -> AsyncIterator[bytes]:
-        yield os.urandom(MIN_PART_BYTES + 1)  # one full part, sent before the next read
+        yield os.urandom(MIN_PART_BYTES + 1)  # one full part, sent while the next is read
         first_part_sent.set()
         await asyncio.Event().wait()
         yield b"never"
 
     put = asyncio.create_task(backend.put("stalled", stalling()))
     await asyncio.wait_for(first_part_sent.wait(), timeout=30)
+    for _ in range(300):  # the part goes out beside the stalled read
+        if pending_uploads(raw_client, backend.bucket, backend.prefix):
+            break
+        await asyncio.sleep(0.1)
     assert pending_uploads(raw_client, backend.bucket, backend.prefix) == [
         backend.prefix + "stalled"
     ]
@@ -170,6 +174,34 @@ async def test_cancelled_put_aborts_its_upload(
     assert pending_uploads(raw_client, backend.bucket, backend.prefix) == []
     with pytest.raises(NotFoundError):
         await backend.head("stalled")
+
+
+@pytest.mark.s3
+async def test_the_next_part_is_received_while_one_is_sent(
+    make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Receiving and sending overlap (issue 12: a save within 1.3x of boto3's upload_file)."""
+    backend = make_backend(part_size=MIN_PART_BYTES)
+    next_part_read = threading.Event()
+    overlapped: list[bool] = []
+    send_part = s3_module._MultipartUpload._send_part
+
+    def watching(self: Any, data: bytearray) -> None:
+        overlapped.append(next_part_read.wait(timeout=10))  # in the thread that sends
+        send_part(self, data)
+
+    monkeypatch.setattr(s3_module._MultipartUpload, "_send_part", watching)
+    value = os.urandom(3 * MIN_PART_BYTES + 7)
+
+    async def source() -> AsyncIterator[bytes]:
+        for offset in range(0, len(value), MIB):
+            if offset >= MIN_PART_BYTES + MIB:
+                next_part_read.set()  # a whole MiB of the second part came in
+            yield value[offset : offset + MIB]
+
+    await backend.put("overlapped", source())
+    assert await read_all(backend, "overlapped") == value
+    assert overlapped[0], "the first part waited for its upload before the second was read"
 
 
 @pytest.mark.s3
