@@ -26,8 +26,11 @@ from modelshelf.service.settings import HttpParser
 TIMEOUT_CODE = ErrorCode.REQUEST_TIMEOUT
 
 
-class _HeadDeadline:
-    """The deadline, shared by both protocols: arm, disarm when a cycle starts, expire."""
+class _HeadDeadline(asyncio.Protocol):
+    """The deadline, shared by both protocols: arm, disarm when a cycle starts, expire.
+
+    Mixed in before a uvicorn protocol, whose methods ``super()`` reaches.
+    """
 
     header_timeout_seconds: ClassVar[float] = 10.0
     _header_timer: asyncio.TimerHandle | None = None
@@ -40,6 +43,18 @@ class _HeadDeadline:
     def _serving(self) -> bool:
         """Whether a request's cycle has started and its response not yet ended."""
         raise NotImplementedError
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._note_bytes(data)
+        super().data_received(data)
 
     def _arm_header_timer(self) -> None:
         self._cancel_header_timer()
@@ -89,18 +104,6 @@ class HeaderTimeoutProtocol(_HeadDeadline, H11Protocol):
     def _serving(self) -> bool:
         return self.cycle is not None and not self.cycle.response_complete
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm_header_timer()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_header_timer()
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        self._note_bytes(data)
-        super().data_received(data)
-
     def handle_events(self) -> None:
         cycle = self.cycle
         super().handle_events()
@@ -117,18 +120,6 @@ class HeaderTimeoutHttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
 
     def _serving(self) -> bool:
         return self.cycle is not None and not self.cycle.response_complete
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm_header_timer()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_header_timer()
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        self._note_bytes(data)
-        super().data_received(data)
 
     def on_headers_complete(self) -> None:
         self._cancel_header_timer()
