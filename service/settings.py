@@ -67,7 +67,7 @@ class Settings(BaseSettings):
         default=10.0,
         gt=0,
         description="The whole request head must arrive within this many seconds of the "
-        "connection opening or of the previous response ending (408, then closed)",
+        "connection opening or of the head's first byte (408, then closed)",
     )
     body_idle_timeout_seconds: float = Field(
         default=30.0,
