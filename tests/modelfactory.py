@@ -130,7 +130,55 @@ def sharded_model(shard_bytes: int = 16) -> ModelFixture:
     return ModelFixture(document, files)
 
 
+def layers_model(seed: int = 0, shard_bytes: int = 64) -> ModelFixture:
+    """A two-layer Sequential as tfjs-layers writes it, weights in converter-style shards."""
+    rng = np.random.default_rng(seed)
+    tensors = [
+        ("dense_Dense1/kernel", rng.standard_normal((3, 4))),
+        ("dense_Dense1/bias", rng.standard_normal(4)),
+        ("dense_Dense2/kernel", rng.standard_normal((4, 2))),
+        ("dense_Dense2/bias", rng.standard_normal(2)),
+    ]
+    data = b"".join(values.astype("<f4").tobytes() for _, values in tensors)
+    shards = [data[i : i + shard_bytes] for i in range(0, len(data), shard_bytes)]
+    paths = [f"group1-shard{i + 1}of{len(shards)}.bin" for i in range(len(shards))]
+
+    def dense(name: str, units: int, **extra: Any) -> dict[str, Any]:
+        config = {"name": name, "units": units, "activation": "relu", "use_bias": True, **extra}
+        return {"class_name": "Dense", "config": config}
+
+    document = {
+        "modelTopology": {
+            "class_name": "Sequential",
+            "config": {
+                "name": "sequential_1",
+                "layers": [
+                    dense("dense_Dense1", 4, batch_input_shape=[None, 3]),
+                    dense("dense_Dense2", 2),
+                ],
+            },
+            "keras_version": "tfjs-layers 4.22.0",
+            "backend": "tensor_flow.js",
+        },
+        "format": "layers-model",
+        "generatedBy": "TensorFlow.js tfjs-layers v4.22.0",
+        "convertedBy": None,
+        "userDefinedMetadata": {"team": "vision", "seed": seed},
+        "weightsManifest": [
+            {
+                "paths": paths,
+                "weights": [
+                    {"name": name, "shape": list(values.shape), "dtype": "float32"}
+                    for name, values in tensors
+                ],
+            }
+        ],
+    }
+    return ModelFixture(document, dict(zip(paths, shards, strict=True)))
+
+
 ALL_MODELS = {
+    "layers": layers_model,
     "dense": dense_model,
     "no_weights": no_weights_model,
     "every_dtype": every_dtype_model,

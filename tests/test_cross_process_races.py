@@ -15,11 +15,10 @@ import httpx
 import pytest
 
 from tests.modelfactory import dense_model
-from tests.support.formdata import form_body
+from tests.support.formdata import post_model
 from tests.support.server_process import server_process
 
 CONTENDERS = 6
-BOUNDARY = "race-boundary"
 
 
 def _store_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
@@ -30,16 +29,7 @@ def _store_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str
 
 
 def _save(url: str, seed: int, headers: dict[str, str] | None = None) -> httpx.Response:
-    model = dense_model(seed)
-    body = form_body(
-        [("model.json", model.model_json), ("model.weights.bin", model.weight_bytes)], BOUNDARY
-    )
-    return httpx.post(
-        f"{url}/v1/models/shared/m",
-        content=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}", **(headers or {})},
-        timeout=60,
-    )
+    return post_model(f"{url}/v1/models/shared/m", dense_model(seed), headers)
 
 
 def _race(calls: list[Any]) -> list[httpx.Response]:

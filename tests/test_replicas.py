@@ -39,7 +39,7 @@ import pytest
 import yaml
 
 from tests.modelfactory import ModelFixture, dense_model, http_saved
-from tests.support.formdata import form_body
+from tests.support.formdata import post_model
 from tests.support.live_server import free_port
 from tests.support.server_process import server_process
 from tests.support.tokens import bearer, issue_token
@@ -49,7 +49,6 @@ REPLICAS = 3
 BUCKET = "modelshelf-replicas"
 STORE = "s3"
 ADMIN = "replicas-admin-token"
-BOUNDARY = "replicas-boundary"
 SAVES_PER_REPLICA = 4  # per round of concurrent saves
 ROUNDS = 3
 TOKEN_CACHE_SECONDS = 2.0  # access.registry.CACHE_SECONDS
@@ -116,15 +115,7 @@ def _model_path(name: str) -> str:
 
 def _save(url: str, name: str, model: ModelFixture, token: str = ADMIN) -> httpx.Response:
     """One save on a connection of its own (safe from any thread)."""
-    body = form_body(
-        [("model.json", model.model_json), ("model.weights.bin", model.weight_bytes)], BOUNDARY
-    )
-    return httpx.post(
-        url + _model_path(name),
-        content=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}", **bearer(token)},
-        timeout=60,
-    )
+    return post_model(url + _model_path(name), model, bearer(token))
 
 
 def _saved(url: str, name: str, model: ModelFixture) -> str:

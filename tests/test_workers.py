@@ -19,12 +19,11 @@ import httpx
 import pytest
 
 from tests.modelfactory import dense_model
-from tests.support.formdata import form_body
+from tests.support.formdata import post_model
 from tests.support.live_server import free_port
 
 STORES = ["file", "indexeddb", "localstorage", "s3"]
 SAVES = 8
-BOUNDARY = "workers-boundary"
 
 
 def _workers(parent: int) -> set[int]:
@@ -93,16 +92,7 @@ def _healthy(url: str) -> bool:
 
 
 def _save(url: str, store: str, name: str, seed: int) -> httpx.Response:
-    model = dense_model(seed)
-    body = form_body(
-        [("model.json", model.model_json), ("model.weights.bin", model.weight_bytes)], BOUNDARY
-    )
-    return httpx.post(
-        f"{url}/v1/models/{store}/{name}",
-        content=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
-        timeout=60,
-    )
+    return post_model(f"{url}/v1/models/{store}/{name}", dense_model(seed))
 
 
 @pytest.mark.parametrize("store", STORES)
