@@ -6,6 +6,7 @@ have their own base, ``ModelError``; both are ``schemas.errors.CodedError``::
     │   ├── ModelNotFoundError
     │   ├── VersionNotFoundError
     │   ├── WeightFileNotFoundError
+    │   ├── TensorNotFoundError        no weight spec of that name in the version
     │   ├── AliasNotFoundError
     │   └── UnknownStoreError
     ├── InvalidKeyError
@@ -14,6 +15,7 @@ have their own base, ``ModelError``; both are ``schemas.errors.CodedError``::
     ModelError
     ├── InvalidModelError              model.json or its weights break the protocol (§12 3-7)
     │   └── WeightSizeMismatchError    the bytes differ from what the weight specs require
+    ├── TensorNotNumericError          statistics of a string tensor
     ├── SameSourceAndDestinationError
     ├── PayloadTooLargeError
     ├── QuotaExceededError
@@ -41,6 +43,10 @@ class VersionNotFoundError(NotFoundError):
 
 class WeightFileNotFoundError(NotFoundError):
     code = ErrorCode.WEIGHT_FILE_NOT_FOUND
+
+
+class TensorNotFoundError(NotFoundError):
+    code = ErrorCode.TENSOR_NOT_FOUND
 
 
 class AliasNotFoundError(NotFoundError):
@@ -73,6 +79,12 @@ class InvalidModelError(ModelError, ValueError):
 
 class WeightSizeMismatchError(InvalidModelError):
     code = ErrorCode.WEIGHT_SIZE_MISMATCH
+
+
+class TensorNotNumericError(ModelError, ValueError):
+    """Statistics need numbers: a string tensor has none."""
+
+    code = ErrorCode.TENSOR_NOT_NUMERIC
 
 
 class SameSourceAndDestinationError(ModelError, ValueError):

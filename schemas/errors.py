@@ -62,6 +62,7 @@ class ErrorCode(StrEnum):
     INVALID_HOST = "invalid_host", 400, ErrorKind.INVALID_REQUEST
     INVALID_ALIAS = "invalid_alias", 400, ErrorKind.INVALID_REQUEST
     INVALID_SCOPE = "invalid_scope", 400, ErrorKind.INVALID_REQUEST
+    TENSOR_NOT_NUMERIC = "tensor_not_numeric", 400, ErrorKind.INVALID_REQUEST
     UNAUTHORIZED = "unauthorized", 401, ErrorKind.UNAUTHORIZED
     FORBIDDEN = "forbidden", 403, ErrorKind.FORBIDDEN
     FORBIDDEN_ORIGIN = "forbidden_origin", 403, ErrorKind.FORBIDDEN
@@ -69,6 +70,7 @@ class ErrorCode(StrEnum):
     MODEL_NOT_FOUND = "model_not_found", 404, ErrorKind.NOT_FOUND
     VERSION_NOT_FOUND = "version_not_found", 404, ErrorKind.NOT_FOUND
     WEIGHT_FILE_NOT_FOUND = "weight_file_not_found", 404, ErrorKind.NOT_FOUND
+    TENSOR_NOT_FOUND = "tensor_not_found", 404, ErrorKind.NOT_FOUND
     UNKNOWN_STORE = "unknown_store", 404, ErrorKind.NOT_FOUND
     ROUTE_NOT_FOUND = "route_not_found", 404, ErrorKind.NOT_FOUND
     ALIAS_NOT_FOUND = "alias_not_found", 404, ErrorKind.NOT_FOUND
