@@ -14,12 +14,13 @@ from modelshelf.access.errors import (
     UnauthorizedError,
 )
 from modelshelf.access.registry import TokenRegistry, open_token_registry
-from modelshelf.access.scopes import EVERYTHING, Action, Grant, Scope
+from modelshelf.access.scopes import EVERYTHING, NOTHING, Action, Grant, Scope
 from modelshelf.access.throttle import FailedAttempts
 from modelshelf.access.tokens import TokenRecord
 
 __all__ = [
     "EVERYTHING",
+    "NOTHING",
     "AccessError",
     "Action",
     "FailedAttempts",

@@ -143,6 +143,12 @@ class Grant:
         """Whether a listing shows this model (its current version, so not a version's link)."""
         return self.only_version is None and self.allows(Action.READ, store, name)
 
+    def may_any(self, action: Action, store: str) -> bool:
+        """Whether ``action`` is allowed on some model of ``store`` (a scope with NAME counts)."""
+        if self.only_model is not None:
+            return self.only_model[0] == store and self.allows(action, *self.only_model)
+        return any(s.action in (action, Action.ADMIN) and s.reaches(store) for s in self.scopes)
+
     def reaches(self, store: str) -> bool:
         """Whether any scope of the grant concerns ``store`` (it is then listed)."""
         if self.only_model is not None:
@@ -151,3 +157,4 @@ class Grant:
 
 
 EVERYTHING = Grant((Scope(Action.ADMIN, ANY_STORE),))
+NOTHING = Grant(())

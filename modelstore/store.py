@@ -779,6 +779,11 @@ class ModelStore:
             found[name] = cached.info
         return ModelPage(found, names[-1] if more else None)
 
+    async def count_models(self) -> int:
+        """How many models the store holds: a listing of heads, no model read."""
+        await self._index_schema_1()
+        return sum([1 async for _ in self._head_names("", None, 1000)])
+
     async def _head_names(
         self, prefix: str, start_after: str | None, page_size: int
     ) -> AsyncIterator[str]:

@@ -19,6 +19,7 @@ from modelshelf.modelstore.opening import StoreLimits
 from modelshelf.modelstore.opening import open_shelf as open_stores
 from modelshelf.schemas.artifacts import ModelArtifacts
 from modelshelf.schemas.errors import ErrorCode
+from modelshelf.service import console
 from modelshelf.service.auth import RegistryHolder, TokenAuthMiddleware
 from modelshelf.service.body_timeout import BodyIdleTimeoutMiddleware
 from modelshelf.service.draining import DrainRefusedUploadsMiddleware
@@ -107,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.mount(console.ASSETS_PATH, console.assets(), name="console_assets")  # before its pages
+    app.include_router(console.router)
     app.include_router(models.router)
     app.include_router(aliases.router)
     app.include_router(admin.router)
@@ -125,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         TokenAuthMiddleware,
         tokens_on=settings.auth_mode() == "tokens",
         auth=auth,
+        token_optional=console.is_console_path,
         attempts=FailedAttempts(),
     )
     app.add_middleware(InternalErrorMiddleware)

@@ -12,6 +12,7 @@ TF.js copies model.json's query string onto every weight URL (protocol doc §5),
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelshelf.access import (
     EVERYTHING,
+    NOTHING,
     FailedAttempts,
     Grant,
     TokenRegistry,
@@ -49,10 +51,16 @@ class TokenAuthMiddleware:
     """Authenticates every non-public request; with tokens off, grants everything."""
 
     def __init__(
-        self, app: ASGIApp, tokens_on: bool, auth: RegistryHolder, attempts: FailedAttempts
+        self,
+        app: ASGIApp,
+        tokens_on: bool,
+        auth: RegistryHolder,
+        attempts: FailedAttempts,
+        token_optional: Callable[[str], bool] = lambda path: False,
     ) -> None:
         self.app = app
         self.tokens_on = tokens_on
+        self.token_optional = token_optional
         self.auth = auth
         self.attempts = attempts
 
@@ -62,19 +70,21 @@ class TokenAuthMiddleware:
             return
         state = scope.setdefault("state", {})
         try:
-            state["grant"], state["token_in_query"] = await self._grant(scope)
+            state["grant"], state["token_in_query"] = await self._grant(scope, scope["path"])
         except CodedError as error:  # a refusal, or the auth store being unavailable
             await response_for(error)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
-    async def _grant(self, scope: Scope) -> tuple[Grant, bool]:
+    async def _grant(self, scope: Scope, path: str) -> tuple[Grant, bool]:
         if not self.tokens_on:
             return EVERYTHING, False
         registry = self.auth.registry
         if registry is None:  # fail closed: never grant before the registry is open
             raise HttpError(ErrorCode.UNAVAILABLE, "the server is starting; retry in a moment")
         token, in_query = presented_token(scope)
+        if token is None and self.token_optional(path):
+            return NOTHING, False  # a console page: it asks for the token itself
         if token is None:
             raise UnauthorizedError(_NO_TOKEN)
         client = scope["client"][0] if scope.get("client") else "unknown"

@@ -49,6 +49,16 @@ def test_the_wheel_installs_one_top_level_package_with_py_typed(wheel: Path) -> 
     assert "modelshelf/py.typed" in names
 
 
+def test_the_wheel_carries_the_console_templates_and_assets(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    console = Path(__file__).parents[1] / "service" / "console"
+    shipped = [f"templates/{p.name}" for p in (console / "templates").iterdir()]
+    shipped += [f"static/{p.name}" for p in (console / "static").iterdir()]
+    assert len(shipped) > 8
+    for item in shipped:
+        assert f"modelshelf/service/console/{item}" in names
+
+
 def test_the_sdk_needs_only_httpx_numpy_and_pydantic(wheel: Path) -> None:
     archive = zipfile.ZipFile(wheel)
     (metadata,) = [name for name in archive.namelist() if name.endswith(".dist-info/METADATA")]
@@ -58,6 +68,7 @@ def test_the_sdk_needs_only_httpx_numpy_and_pydantic(wheel: Path) -> None:
     server = {re.split(r"[<>=!~;\[ ]", req)[0] for req in requires if 'extra == "server"' in req}
     assert {"fastapi", "uvicorn", "boto3", "aiofiles", "pydantic-settings"} <= server
     assert {"python-multipart", "zipstream-ng"} <= server
+    assert {"jinja2", "prometheus-client", "fastapi-offline"} <= server
     cli = {re.split(r"[<>=!~;\[ ]", req)[0] for req in requires if 'extra == "cli"' in req}
     assert cli == {"rich"}  # progress bars and tables; the CLI prints plain text without it
 
