@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
@@ -19,8 +20,9 @@ from modelshelf.modelstore.opening import StoreLimits
 from modelshelf.modelstore.opening import open_shelf as open_stores
 from modelshelf.schemas.artifacts import ModelArtifacts
 from modelshelf.schemas.errors import ErrorCode
-from modelshelf.service.auth import RegistryHolder, TokenAuthMiddleware
+from modelshelf.service.auth import DOCS_ASSETS, RegistryHolder, TokenAuthMiddleware
 from modelshelf.service.body_timeout import BodyIdleTimeoutMiddleware
+from modelshelf.service.docs import DocsPolicyMiddleware
 from modelshelf.service.draining import DrainRefusedUploadsMiddleware
 from modelshelf.service.errors import (
     HttpError,
@@ -100,11 +102,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if auth.registry is not None:
                 await auth.registry.close()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI's and ReDoc's assets from the package: no CDN.
+    app = FastAPIOffline(
         title="modelshelf",
         version="0.1.0",
         summary="A model store that speaks TensorFlow.js's save/load protocol.",
         lifespan=lifespan,
+        static_url=DOCS_ASSETS,
     )
     app.state.settings = settings
     app.include_router(models.router)
@@ -121,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.openapi = partial(_openapi_with_request_schemas, app)  # type: ignore[method-assign]
     install_error_handlers(app)
+    app.add_middleware(DocsPolicyMiddleware)
     app.add_middleware(
         TokenAuthMiddleware,
         tokens_on=settings.auth_mode() == "tokens",

@@ -32,6 +32,7 @@ from modelshelf.service.errors import HttpError, response_for
 PUBLIC_PATHS = frozenset(
     {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 )
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's and ReDoc's scripts, from fastapi-offline
 _NO_TOKEN = (
     "this server needs a token: send 'Authorization: Bearer TOKEN' (or ?token=TOKEN when "
     "loading model.json, weight files or exports); an admin creates tokens with "
@@ -57,7 +58,7 @@ class TokenAuthMiddleware:
         self.attempts = attempts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        if scope["type"] != "http" or _is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
@@ -84,6 +85,10 @@ class TokenAuthMiddleware:
         except UnauthorizedError:
             self.attempts.record_failure(client)
             raise
+
+
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(f"{DOCS_ASSETS}/")
 
 
 def presented_token(scope: Scope) -> tuple[str | None, bool]:
