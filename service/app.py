@@ -20,7 +20,7 @@ from modelshelf.modelstore.opening import StoreLimits
 from modelshelf.modelstore.opening import open_shelf as open_stores
 from modelshelf.schemas.artifacts import ModelArtifacts
 from modelshelf.schemas.errors import ErrorCode
-from modelshelf.service.auth import DOCS_ASSETS, RegistryHolder, TokenAuthMiddleware
+from modelshelf.service.auth import DOCS_ASSETS, PUBLIC_PATHS, RegistryHolder, TokenAuthMiddleware
 from modelshelf.service.body_timeout import BodyIdleTimeoutMiddleware
 from modelshelf.service.docs import DocsPolicyMiddleware
 from modelshelf.service.draining import DrainRefusedUploadsMiddleware
@@ -31,7 +31,10 @@ from modelshelf.service.errors import (
     install_error_handlers,
 )
 from modelshelf.service.guards import HostGuardMiddleware, OriginGuardMiddleware
-from modelshelf.service.routes import admin, aliases, maintenance, models, tokens
+from modelshelf.service.metrics import RequestMetrics, prepare_metrics
+from modelshelf.service.observing import ExchangeObserver, ObservingMiddleware
+from modelshelf.service.route_templates import RouteTemplates
+from modelshelf.service.routes import admin, aliases, maintenance, metrics, models, tokens
 from modelshelf.service.routing import FALLBACK_ROUTE_NAME, allowed_methods
 from modelshelf.service.settings import Settings, is_loopback
 
@@ -60,6 +63,7 @@ EXPOSED_HEADERS = [
     "X-Model-Version",
     "WWW-Authenticate",
     "Retry-After",
+    "X-Request-Id",
 ]
 
 
@@ -116,6 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(tokens.router)
     app.include_router(maintenance.router)
+    if settings.metrics_access() != "off":
+        app.include_router(metrics.router)
     app.add_api_route(
         "/v1/models/{store}/{rest:path}",
         _unmatched_model_path,
@@ -131,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tokens_on=settings.auth_mode() == "tokens",
         auth=auth,
         attempts=FailedAttempts(),
+        public_paths=_public_paths(settings),
     )
     app.add_middleware(InternalErrorMiddleware)
     _warn_if_open(settings)
@@ -160,7 +167,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=EXPOSED_HEADERS,
         max_age=CORS_MAX_AGE_SECONDS,
     )
+    _observe_every_exchange(app, settings)
     return app
+
+
+def _observe_every_exchange(app: FastAPI, settings: Settings) -> None:
+    """Metrics for every answer, refusals included: outermost."""
+    stores = settings.store_urls()
+    prepare_metrics(stores)
+    observers: list[ExchangeObserver] = [RequestMetrics()]
+    app.add_middleware(
+        ObservingMiddleware,
+        routes=RouteTemplates(app.router.routes),
+        stores=stores,
+        observers=observers,
+    )
+
+
+def _public_paths(settings: Settings) -> frozenset[str]:
+    """Paths answered without a token; /metrics too unless MODELSHELF_METRICS=token."""
+    if settings.metrics_access() == "public":
+        return PUBLIC_PATHS | {metrics.METRICS_PATH}
+    return PUBLIC_PATHS
 
 
 def _warn_if_open(settings: Settings) -> None:

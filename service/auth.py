@@ -50,15 +50,21 @@ class TokenAuthMiddleware:
     """Authenticates every non-public request; with tokens off, grants everything."""
 
     def __init__(
-        self, app: ASGIApp, tokens_on: bool, auth: RegistryHolder, attempts: FailedAttempts
+        self,
+        app: ASGIApp,
+        tokens_on: bool,
+        auth: RegistryHolder,
+        attempts: FailedAttempts,
+        public_paths: frozenset[str] = PUBLIC_PATHS,
     ) -> None:
         self.app = app
         self.tokens_on = tokens_on
         self.auth = auth
         self.attempts = attempts
+        self.public_paths = public_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _is_public(scope["path"]):
+        if scope["type"] != "http" or self._is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
@@ -68,6 +74,9 @@ class TokenAuthMiddleware:
             await response_for(error)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    def _is_public(self, path: str) -> bool:
+        return path in self.public_paths or path.startswith(f"{DOCS_ASSETS}/")
 
     async def _grant(self, scope: Scope) -> tuple[Grant, bool]:
         if not self.tokens_on:
@@ -85,10 +94,6 @@ class TokenAuthMiddleware:
         except UnauthorizedError:
             self.attempts.record_failure(client)
             raise
-
-
-def _is_public(path: str) -> bool:
-    return path in PUBLIC_PATHS or path.startswith(f"{DOCS_ASSETS}/")
 
 
 def presented_token(scope: Scope) -> tuple[str | None, bool]:

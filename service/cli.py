@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import uvicorn
 
 # Installed by `pip install "modelshelf[server]"`; the SDK alone has none of them.
 SERVER_EXTRA = 'pip install "modelshelf[server]"'
@@ -53,13 +57,21 @@ def serve(args: argparse.Namespace) -> None:
     print(f"modelshelf: stores {stores} on http://{config.host}:{config.port}, {access}{workers}")
     server = uvicorn.Server(config)
     if config.workers > 1:
-        from uvicorn.supervisors import Multiprocess
-
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        _run_workers(config)
         return
     server.run()
     if not server.started:
         raise SystemExit(STARTUP_FAILURE)
+
+
+def _run_workers(config: uvicorn.Config) -> None:
+    from modelshelf.service.multiprocess_metrics import (
+        MetricsAwareMultiprocess,
+        worker_metrics_directory,
+    )
+
+    with worker_metrics_directory():
+        MetricsAwareMultiprocess(config, sockets=[config.bind_socket()]).run()
 
 
 def _settings_problem(error: Exception) -> str:
