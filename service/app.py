@@ -31,6 +31,7 @@ from modelshelf.service.errors import (
     install_error_handlers,
 )
 from modelshelf.service.guards import HostGuardMiddleware, OriginGuardMiddleware
+from modelshelf.service.logs import JsonAccessLog
 from modelshelf.service.metrics import RequestMetrics, prepare_metrics
 from modelshelf.service.observing import ExchangeObserver, ObservingMiddleware
 from modelshelf.service.route_templates import RouteTemplates
@@ -172,10 +173,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _observe_every_exchange(app: FastAPI, settings: Settings) -> None:
-    """Metrics for every answer, refusals included: outermost."""
+    """Metrics (and JSON access lines) for every answer, refusals included: outermost."""
     stores = settings.store_urls()
     prepare_metrics(stores)
     observers: list[ExchangeObserver] = [RequestMetrics()]
+    if settings.log_format == "json":
+        observers.append(JsonAccessLog())
     app.add_middleware(
         ObservingMiddleware,
         routes=RouteTemplates(app.router.routes),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="text, or json: one JSON object per log line (default text, or MODELSHELF_LOG_FORMAT)",
+    )
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -45,7 +51,11 @@ def serve(args: argparse.Namespace) -> None:
 
     limit_malloc_arenas()  # before any store thread allocates; workers inherit it
     try:
-        overrides = {"workers": args.workers} if getattr(args, "workers", None) else {}
+        overrides = {
+            name: getattr(args, name)
+            for name in ("workers", "log_format")
+            if getattr(args, name, None)
+        }
         settings = load_settings(args.config, **overrides)
         config = server_config(settings, host=args.host, port=args.port, log_level=args.log_level)
     except (FileNotFoundError, ValueError) as error:
@@ -54,7 +64,11 @@ def serve(args: argparse.Namespace) -> None:
     mode = settings.model_copy(update={"host": config.host}).auth_mode()  # the address bound
     access = "tokens required" if mode == "tokens" else "no tokens needed"
     workers = f", {config.workers} workers" if config.workers > 1 else ""
-    print(f"modelshelf: stores {stores} on http://{config.host}:{config.port}, {access}{workers}")
+    started = f"stores {stores} on http://{config.host}:{config.port}, {access}{workers}"
+    if settings.log_format == "json":  # uvicorn.Config has configured the JSON handlers
+        logging.getLogger("modelshelf").info(started)
+    else:
+        print(f"modelshelf: {started}")
     server = uvicorn.Server(config)
     if config.workers > 1:
         _run_workers(config)

@@ -18,6 +18,7 @@ from pydantic_settings import (
 from modelshelf.modelstore.opening import check_store_url
 
 HttpParser = Literal["httptools", "h11"]  # uvicorn's two HTTP/1.1 parsers
+LogFormat = Literal["text", "json"]
 MetricsAccess = Literal["public", "token", "off"]
 
 GiB = 1 << 30
@@ -141,6 +142,11 @@ class Settings(BaseSettings):
         "replaced. Every store is shared safely between them",
     )
 
+    log_format: LogFormat = Field(
+        default="text",
+        description="text: uvicorn's log lines; json: one JSON object per line, and access "
+        "lines with method, route template, status, bytes, duration and request id",
+    )
     metrics: MetricsAccess | None = Field(
         default=None,
         description="/metrics: public (no token), token (a token with read:* or admin) or off "
