@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
@@ -20,8 +21,9 @@ from modelshelf.modelstore.opening import open_shelf as open_stores
 from modelshelf.schemas.artifacts import ModelArtifacts
 from modelshelf.schemas.errors import ErrorCode
 from modelshelf.service import console
-from modelshelf.service.auth import RegistryHolder, TokenAuthMiddleware
+from modelshelf.service.auth import DOCS_ASSETS, PUBLIC_PATHS, RegistryHolder, TokenAuthMiddleware
 from modelshelf.service.body_timeout import BodyIdleTimeoutMiddleware
+from modelshelf.service.docs import DocsPolicyMiddleware
 from modelshelf.service.draining import DrainRefusedUploadsMiddleware
 from modelshelf.service.errors import (
     HttpError,
@@ -30,7 +32,11 @@ from modelshelf.service.errors import (
     install_error_handlers,
 )
 from modelshelf.service.guards import HostGuardMiddleware, OriginGuardMiddleware
-from modelshelf.service.routes import admin, aliases, maintenance, models, tokens
+from modelshelf.service.logs import JsonAccessLog
+from modelshelf.service.metrics import RequestMetrics, prepare_metrics
+from modelshelf.service.observing import ExchangeObserver, ObservingMiddleware
+from modelshelf.service.route_templates import RouteTemplates
+from modelshelf.service.routes import admin, aliases, maintenance, metrics, models, tokens
 from modelshelf.service.routing import FALLBACK_ROUTE_NAME, allowed_methods
 from modelshelf.service.settings import Settings, is_loopback
 
@@ -59,6 +65,7 @@ EXPOSED_HEADERS = [
     "X-Model-Version",
     "WWW-Authenticate",
     "Retry-After",
+    "X-Request-Id",
 ]
 
 
@@ -101,11 +108,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if auth.registry is not None:
                 await auth.registry.close()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI's and ReDoc's assets from the package: no CDN.
+    app = FastAPIOffline(
         title="modelshelf",
         version="0.1.0",
         summary="A model store that speaks TensorFlow.js's save/load protocol.",
         lifespan=lifespan,
+        static_url=DOCS_ASSETS,
     )
     app.state.settings = settings
     app.mount(console.ASSETS_PATH, console.assets(), name="console_assets")  # before its pages
@@ -115,6 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(tokens.router)
     app.include_router(maintenance.router)
+    if settings.metrics_access() != "off":
+        app.include_router(metrics.router)
     app.add_api_route(
         "/v1/models/{store}/{rest:path}",
         _unmatched_model_path,
@@ -124,12 +135,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.openapi = partial(_openapi_with_request_schemas, app)  # type: ignore[method-assign]
     install_error_handlers(app)
+    app.add_middleware(DocsPolicyMiddleware)
     app.add_middleware(
         TokenAuthMiddleware,
         tokens_on=settings.auth_mode() == "tokens",
         auth=auth,
         token_optional=console.is_console_path,
         attempts=FailedAttempts(),
+        public_paths=_public_paths(settings),
     )
     app.add_middleware(InternalErrorMiddleware)
     _warn_if_open(settings)
@@ -159,7 +172,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=EXPOSED_HEADERS,
         max_age=CORS_MAX_AGE_SECONDS,
     )
+    _observe_every_exchange(app, settings)
     return app
+
+
+def _observe_every_exchange(app: FastAPI, settings: Settings) -> None:
+    """Metrics (and JSON access lines) for every answer, refusals included: outermost."""
+    stores = settings.store_urls()
+    prepare_metrics(stores)
+    observers: list[ExchangeObserver] = [RequestMetrics()]
+    if settings.log_format == "json":
+        observers.append(JsonAccessLog())
+    app.add_middleware(
+        ObservingMiddleware,
+        routes=RouteTemplates(app.router.routes),
+        stores=stores,
+        observers=observers,
+    )
+
+
+def _public_paths(settings: Settings) -> frozenset[str]:
+    """Paths answered without a token; /metrics too unless MODELSHELF_METRICS=token."""
+    if settings.metrics_access() == "public":
+        return PUBLIC_PATHS | {metrics.METRICS_PATH}
+    return PUBLIC_PATHS
 
 
 def _warn_if_open(settings: Settings) -> None:

@@ -34,6 +34,7 @@ from modelshelf.service.errors import HttpError, response_for
 PUBLIC_PATHS = frozenset(
     {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 )
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's and ReDoc's scripts, from fastapi-offline
 _NO_TOKEN = (
     "this server needs a token: send 'Authorization: Bearer TOKEN' (or ?token=TOKEN when "
     "loading model.json, weight files or exports); an admin creates tokens with "
@@ -57,15 +58,17 @@ class TokenAuthMiddleware:
         auth: RegistryHolder,
         attempts: FailedAttempts,
         token_optional: Callable[[str], bool] = lambda path: False,
+        public_paths: frozenset[str] = PUBLIC_PATHS,
     ) -> None:
         self.app = app
         self.tokens_on = tokens_on
         self.token_optional = token_optional
         self.auth = auth
         self.attempts = attempts
+        self.public_paths = public_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        if scope["type"] != "http" or self._is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
@@ -75,6 +78,9 @@ class TokenAuthMiddleware:
             await response_for(error)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    def _is_public(self, path: str) -> bool:
+        return path in self.public_paths or path.startswith(f"{DOCS_ASSETS}/")
 
     async def _grant(self, scope: Scope, path: str) -> tuple[Grant, bool]:
         if not self.tokens_on:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import uvicorn
 
 # Installed by `pip install "modelshelf[server]"`; the SDK alone has none of them.
 SERVER_EXTRA = 'pip install "modelshelf[server]"'
@@ -21,6 +26,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="text, or json: one JSON object per log line (default text, or MODELSHELF_LOG_FORMAT)",
     )
 
 
@@ -41,7 +51,11 @@ def serve(args: argparse.Namespace) -> None:
 
     limit_malloc_arenas()  # before any store thread allocates; workers inherit it
     try:
-        overrides = {"workers": args.workers} if getattr(args, "workers", None) else {}
+        overrides = {
+            name: getattr(args, name)
+            for name in ("workers", "log_format")
+            if getattr(args, name, None)
+        }
         settings = load_settings(args.config, **overrides)
         config = server_config(settings, host=args.host, port=args.port, log_level=args.log_level)
     except (FileNotFoundError, ValueError) as error:
@@ -50,16 +64,28 @@ def serve(args: argparse.Namespace) -> None:
     mode = settings.model_copy(update={"host": config.host}).auth_mode()  # the address bound
     access = "tokens required" if mode == "tokens" else "no tokens needed"
     workers = f", {config.workers} workers" if config.workers > 1 else ""
-    print(f"modelshelf: stores {stores} on http://{config.host}:{config.port}, {access}{workers}")
+    started = f"stores {stores} on http://{config.host}:{config.port}, {access}{workers}"
+    if settings.log_format == "json":  # uvicorn.Config has configured the JSON handlers
+        logging.getLogger("modelshelf").info(started)
+    else:
+        print(f"modelshelf: {started}")
     server = uvicorn.Server(config)
     if config.workers > 1:
-        from uvicorn.supervisors import Multiprocess
-
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        _run_workers(config)
         return
     server.run()
     if not server.started:
         raise SystemExit(STARTUP_FAILURE)
+
+
+def _run_workers(config: uvicorn.Config) -> None:
+    from modelshelf.service.multiprocess_metrics import (
+        MetricsAwareMultiprocess,
+        worker_metrics_directory,
+    )
+
+    with worker_metrics_directory():
+        MetricsAwareMultiprocess(config, sockets=[config.bind_socket()]).run()
 
 
 def _settings_problem(error: Exception) -> str:

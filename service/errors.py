@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelshelf.access import TooManyAttemptsError
 from modelshelf.schemas.errors import CodedError, ErrorCode
+from modelshelf.service.metrics import count_backend_error
 from modelshelf.service.routing import allowed_methods
 
 logger = logging.getLogger("modelshelf")
@@ -55,6 +56,7 @@ def response_for(error: Exception) -> JSONResponse:
         retry_after = {"Retry-After": str(error.retry_after_seconds)}
         return error_response(error.code, str(error), retry_after)
     if isinstance(error, CodedError):
+        count_backend_error(error.code)  # every error answer passes here, once
         if error.code.status >= 500:
             logger.warning("%s: %s", error.code.value, error)
         return error_response(error.code, str(error))

@@ -9,6 +9,7 @@ and opens its stores itself.
 from __future__ import annotations
 
 import json
+import logging.config
 import os
 from typing import Any
 
@@ -39,11 +40,15 @@ def server_config(
         "timeout_keep_alive": settings.keep_alive_timeout_seconds,
         "proxy_headers": True,
         "log_level": log_level,
-        "log_config": log_config(),
+        "log_config": log_config(settings.log_format, log_level),
+        # In json mode the app writes the access lines itself (service.logs.JsonAccessLog).
+        "access_log": settings.log_format == "text",
         "lifespan": "on",
         "loop": "auto",  # uvloop where it is installed (the server extra), else asyncio
     }
     if settings.workers == 1:
+        # Before create_app, whose warnings would otherwise skip the JSON formatting.
+        logging.config.dictConfig(options["log_config"])
         http = header_timeout_protocol(settings.header_timeout_seconds, settings.http_parser)
         return uvicorn.Config(create_app(settings), http=http, **options)
     # Workers are spawned: the app and its protocol travel as import strings.

@@ -18,6 +18,8 @@ from pydantic_settings import (
 from modelshelf.modelstore.opening import check_store_url
 
 HttpParser = Literal["httptools", "h11"]  # uvicorn's two HTTP/1.1 parsers
+LogFormat = Literal["text", "json"]
+MetricsAccess = Literal["public", "token", "off"]
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -140,6 +142,18 @@ class Settings(BaseSettings):
         "replaced. Every store is shared safely between them",
     )
 
+    log_format: LogFormat = Field(
+        default="text",
+        description="text: uvicorn's log lines; json: one JSON object per line, and access "
+        "lines with method, route template, status, bytes, duration and request id",
+    )
+    metrics: MetricsAccess | None = Field(
+        default=None,
+        description="/metrics: public (no token), token (a token with read:* or admin) or off "
+        "(not served). Default: token when tokens are on and the server binds a non-loopback "
+        "address, else public",
+    )
+
     @model_validator(mode="after")
     def _credentials_need_listed_origins(self) -> Settings:
         if self.cors_allow_credentials and "*" in self.cors_origins:
@@ -167,6 +181,13 @@ class Settings(BaseSettings):
         if self.auth is not None:
             return self.auth
         return "none" if is_loopback(self.host) else "tokens"
+
+    def metrics_access(self) -> MetricsAccess:
+        """``metrics``, or its default for the address the server binds and the auth mode."""
+        if self.metrics is not None:
+            return self.metrics
+        exposed = self.auth_mode() == "tokens" and not is_loopback(self.host)
+        return "token" if exposed else "public"
 
     def admin(self) -> str | None:
         """The admin token, from MODELSHELF_ADMIN_TOKEN or the file it names."""
