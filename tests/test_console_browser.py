@@ -205,3 +205,33 @@ def _drop_files(page: Page, target: str, paths: list[Path]) -> None:
     )
     page.dispatch_event(target, "dragover", {"dataTransfer": transfer})
     page.dispatch_event(target, "drop", {"dataTransfer": transfer})
+
+
+def test_a_phone_sized_window_needs_no_sideways_scroll(server: str, browser: Browser) -> None:
+    """Wide tables scroll inside their own box; the page itself fits the window."""
+    _saved(server, "indexeddb", "phone/net", seed=1)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = context.new_page()
+        for url in ("/", "/ui/indexeddb", "/ui/indexeddb/phone/net"):
+            page.goto(server + url)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, (url, width)
+        page.screenshot(path=screenshot_path("console-model-phone"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_the_keyboard_reaches_and_follows_the_links(server: str, page: Page) -> None:
+    _saved(server, "file", "keys/net", seed=1)
+    page.goto(server + "/")
+    for _ in range(20):  # skip link, brand, breadcrumbs, docs, then the stores
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "file":
+            break
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/ui/file")
+    page.get_by_role("textbox", name="Name starts with").focus()
+    page.keyboard.type("keys/")
+    page.keyboard.press("Enter")
+    expect(page.locator("tr[data-model]")).to_have_count(1)
