@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 from hypothesis import settings
+from playwright.sync_api import Browser
 
 from modelshelf.backends import Backend, open_backend
 from modelshelf.modelstore import ModelStore
 from modelshelf.service.settings import Settings
+from tests.support.chromium import chromium
 from tests.support.live_server import live_server
 from tests.support.stores import (
     BACKEND_KINDS,
@@ -104,3 +106,10 @@ def serve_module(
             return url
 
         yield start
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium through playwright, for one test module."""
+    with chromium() as launched:
+        yield launched

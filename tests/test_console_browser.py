@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.modelfactory import layers_model
-from tests.support.chromium import chromium, screenshot_path
+from tests.support.chromium import screenshot_path
 from tests.support.formdata import post_model
 
 pytestmark = pytest.mark.browser
@@ -31,12 +31,6 @@ GRAPH_MODEL = Path(__file__).parent / "fixtures" / "graph_model"
 @pytest.fixture(scope="module")
 def server(serve_module: Callable[..., str]) -> str:
     return serve_module("file", "indexeddb", "s3")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

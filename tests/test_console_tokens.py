@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.modelfactory import layers_model
-from tests.support.chromium import chromium, screenshot_path
+from tests.support.chromium import screenshot_path
 from tests.support.formdata import post_model
 from tests.support.tokens import bearer, issue_token
 
@@ -29,12 +29,6 @@ def server(serve_module: Callable[..., str]) -> str:
         saved = post_model(f"{url}/v1/models/indexeddb/{NAME}", layers_model(seed), bearer(ADMIN))
         assert saved.status_code == 201, saved.text
     return url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

@@ -3,21 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.support.chromium import chromium, offline_context, screenshot_path
+from tests.support.chromium import offline_context, screenshot_path
 
 pytestmark = pytest.mark.browser
 RENDER_TIMEOUT_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module", params=["none", "tokens"])
