@@ -395,6 +395,21 @@ async def test_one_tensors_statistics_read_only_its_bytes(
     assert max(chunk_sizes) == 64 and sum(chunk_sizes) == 2 * 1000
 
 
+async def test_a_tensor_after_the_last_string_is_found_from_the_groups_end() -> None:
+    spy = SpyBackend(open_backend("memory://"))
+    store = ModelStore("indexeddb", spy)
+    version = await save(store, "strings", build([STRING_GROUP]))
+    group = sum(len(tensor.data) for tensor in STRING_GROUP)
+    spy.reset()
+    await tensor_stats(store, "strings", version.id, "tail")
+    weight_gets = [get[1:] for get in spy.gets if get[0].endswith(".bin")]
+    assert weight_gets == [(group - 20, group)]  # no string byte read
+    spy.reset()
+    await tensor_stats(store, "strings", version.id, "between")  # walks "vocab" (19 bytes)
+    weight_gets = [get[1:] for get in spy.gets if get[0].endswith(".bin")]
+    assert weight_gets == [(0, group), (19, 19 + 24)]  # the walk stops reading early
+
+
 def _recording(sizes: list[int]) -> Any:
     real = tensorstats.as_numbers
 
