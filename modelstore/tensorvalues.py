@@ -89,8 +89,13 @@ class Moments:
 
 @dataclass(slots=True)
 class Histogram:
-    """Counts of finite values in ``bins`` equal bins over ``[low, high]``, as ``np.histogram``
-    with ``range=(low, high)`` bins them (a constant widens to ``[c - 0.5, c + 0.5]``)."""
+    """Counts of finite values in equal bins over ``[low, high]``, as ``np.histogram`` with
+    ``range=(low, high)`` bins them (a constant widens to ``[c - 0.5, c + 0.5]``).
+
+    ``bins`` shrinks when the range is too narrow for that many distinct float64 edges (a
+    range of a few subnormals), where numpy would refuse; a range numpy cannot bin at all (a
+    constant near float32's largest value, where ``c ± 0.5 == c``) is one bin, ``[low, high]``.
+    """
 
     bins: int
     low: float
@@ -98,18 +103,29 @@ class Histogram:
     counts: npt.NDArray[np.int64] = field(init=False)
 
     def __post_init__(self) -> None:
+        while self.bins > 1 and self._edges() is None:
+            self.bins -= 1
         self.counts = np.zeros(self.bins, dtype=np.int64)
 
     @property
     def edges(self) -> list[float]:
-        empty = np.empty(0, dtype=np.float64)
-        edges = np.histogram_bin_edges(empty, self.bins, range=(self.low, self.high))
-        return [float(edge) for edge in edges]
+        edges = self._edges()
+        return [self.low, self.high] if edges is None else [float(edge) for edge in edges]
 
     def add(self, values: Values) -> None:
         finite = values[np.isfinite(values)]
+        if self._edges() is None:
+            self.counts[0] += finite.size
+            return
         counts, _edges = np.histogram(finite, self.bins, range=(self.low, self.high))
         self.counts += counts
+
+    def _edges(self) -> Values | None:
+        empty = np.empty(0, dtype=np.float64)
+        try:
+            return np.histogram_bin_edges(empty, self.bins, range=(self.low, self.high))
+        except ValueError:  # "Too many bins for data range"
+            return None
 
 
 @dataclass(slots=True)

@@ -20,12 +20,14 @@ class SpyBackend:
         self.calls: Counter[str] = Counter()
         self.listed = 0  # keys returned by listings: what a listing costs beyond its call
         self.ranges: list[tuple[int, int | None]] = []  # (start, end) of each get
+        self.gets: list[tuple[str, int, int | None]] = []  # (key, start, end) of each get
         self.fail = fail
 
     def reset(self) -> None:
         self.calls.clear()
         self.listed = 0
         self.ranges.clear()
+        self.gets.clear()
 
     def _enter(self, operation: str, key: str) -> None:
         self.calls[operation] += 1
@@ -40,6 +42,7 @@ class SpyBackend:
     async def get(self, key: str, *, start: int = 0, end: int | None = None) -> ObjectStream:
         self._enter("get", key)
         self.ranges.append((start, end))
+        self.gets.append((key, start, end))
         return await self.inner.get(key, start=start, end=end)
 
     async def head(self, key: str) -> ObjectInfo:
