@@ -8,6 +8,7 @@ one renders a token form; the console's script then asks again with the token in
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,7 @@ async def model_page(
             versions=versions,
             aliases=aliases,
             aliases_of=_aliases_of(aliases),
-            overview=overview(document),
+            overview=await asyncio.to_thread(overview, document),  # CPU on big graphs
             model_json_url=model_base_url(request, store, name) + "model.json",
             other_stores=[s for s in shelf.stores if s != store],
             may_write=grant.allows(Action.WRITE, store, name),
