@@ -9,6 +9,7 @@ one renders a token form; the console's script then asks again with the token in
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,6 @@ async def model_page(
             aliases_of=_aliases_of(aliases),
             overview=await asyncio.to_thread(overview, document),  # CPU on big graphs
             model_json_url=model_base_url(request, store, name) + "model.json",
-            other_stores=[s for s in shelf.stores if s != store],
             may_write=grant.allows(Action.WRITE, store, name),
             may_delete=grant.allows(Action.DELETE, store, name),
             may_share=request.app.state.tokens is not None
@@ -198,9 +198,7 @@ async def compare_page(request: Request, store: str, name: str, a: str, b: str) 
         first = await model_store.version(name, a)
         second = await model_store.version(name, b)
         changes = await compare_versions(model_store, name, first.id, second.id)
-        counts: dict[str, int] = {}
-        for change in changes:
-            counts[change.status] = counts.get(change.status, 0) + 1
+        counts = Counter(change.status for change in changes)
         return _render(
             request,
             "compare.html",
