@@ -3,6 +3,7 @@
 from modelshelf.backends.protocol import ObjectStream  # what open_* return, for the service
 from modelshelf.modelstore.shelf import ModelRef, Shelf, copy_version
 from modelshelf.modelstore.store import ModelPage, ModelStore, WeightUpload
+from modelshelf.modelstore.views import ViewOptions, Views
 
 __all__ = [
     "ModelPage",
@@ -10,6 +11,8 @@ __all__ = [
     "ModelStore",
     "ObjectStream",
     "Shelf",
+    "ViewOptions",
+    "Views",
     "WeightUpload",
     "copy_version",
 ]

@@ -81,6 +81,12 @@ class WeightSizeMismatchError(InvalidModelError):
     code = ErrorCode.WEIGHT_SIZE_MISMATCH
 
 
+class InvalidViewError(ModelError, ValueError):
+    """quantize= or shard_bytes= asks for a view that cannot be made."""
+
+    code = ErrorCode.INVALID_VIEW
+
+
 class TensorNotNumericError(ModelError, ValueError):
     """Statistics need numbers: a string tensor has none."""
 

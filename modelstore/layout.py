@@ -1,6 +1,8 @@
 """Where a model's pieces live in a backend, and which model names are allowed.
 
     NAME/~v/VID/PATH                     weight files of version VID, immutable
+    NAME/~v/VID/~view/OPTS/FILE          weight files of a derived view (modelstore.views)
+    NAME/~v/VID/~view/OPTS.view          the view's record and model.json; writing it commits
     ~models/NAME/~VID.version            the version: record, served model.json, original
                                          model.json (modelstore.records); writing it commits
     ~heads/NAME/~head                    the current version's record and served model.json:
@@ -39,6 +41,8 @@ HEAD_LEAF = "~head"
 VERSION_SUFFIX = ".version"
 SCHEMA_KEY = "~schema"
 VERSIONS_SEGMENT = "~v"
+VIEWS_SEGMENT = "~view"  # inside a version's folder, so removing the version removes them
+VIEW_SUFFIX = ".view"
 MODEL_JSON = "model.json"
 RECORD_JSON = "record.json"
 SERVED_JSON = "served.json"
@@ -111,6 +115,19 @@ def weight_file_prefix(name: str, version_id: str) -> str:
 
 def weight_file_key(name: str, version_id: str, path: str) -> str:
     return f"{name}/{weight_file_prefix(name, version_id)}{path}"
+
+
+def view_file_path(segment: str, file_name: str) -> str:
+    """A view's weight file as a version's weight path: ``~view/OPTS/FILE``."""
+    return f"{VIEWS_SEGMENT}/{segment}/{file_name}"
+
+
+def view_record_key(name: str, version_id: str, segment: str) -> str:
+    return f"{version_folder(name, version_id)}{VIEWS_SEGMENT}/{segment}{VIEW_SUFFIX}"
+
+
+def views_folder(name: str, version_id: str) -> str:
+    return f"{version_folder(name, version_id)}{VIEWS_SEGMENT}/"
 
 
 def version_folder(name: str, version_id: str) -> str:

@@ -153,6 +153,11 @@ def file_specs(manifest: list[dict[str, Any]]) -> list[WeightFileSpec]:
     for group_index, group in enumerate(manifest):
         for manifest_path in group["paths"]:
             path = normalize_weight_path(manifest_path)
+            if path.split("/")[0].startswith("~"):
+                raise InvalidModelError(
+                    f"weight path {manifest_path!r} starts with '~', which is reserved for "
+                    f"the store's derived views; rename the file"
+                )
             if path in seen:
                 raise InvalidModelError(f"weight path {manifest_path!r} is listed twice")
             seen.add(path)

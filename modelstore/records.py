@@ -13,8 +13,8 @@ bytes of model.json as saved). One object is then one read, and one put.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Literal
+from collections.abc import AsyncIterator, Callable
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +25,7 @@ from modelshelf.schemas.errors import ErrorCode
 from modelshelf.schemas.versions import StoredFile, VersionInfo
 
 SCHEMA: Literal[2] = 2
+R = TypeVar("R")
 MAX_RECORD_LINE_BYTES = 64 << 20  # a record lists every weight file; far above any real one
 
 
@@ -151,14 +152,22 @@ class FramedPayload:
 
 
 async def open_framed(stream: ObjectStream) -> tuple[VersionRecord, FramedPayload]:
-    """Read a framed object's record line; the payload follows. Closes the stream on error."""
+    """Read a framed version object's record line; the payload follows."""
+    return await open_framed_as(stream, parse_line)
+
+
+async def open_framed_as(
+    stream: ObjectStream, parse: Callable[[bytes], R]
+) -> tuple[R, FramedPayload]:
+    """Read a framed object's record line with ``parse``; the payload follows. Closes the
+    stream on error."""
     head = bytearray()
     try:
         async for chunk in stream.chunks:
             head += chunk
             end = head.find(b"\n")
             if end >= 0:
-                return parse_line(bytes(head[:end])), FramedPayload(stream, bytes(head[end + 1 :]))
+                return parse(bytes(head[:end])), FramedPayload(stream, bytes(head[end + 1 :]))
             if len(head) > MAX_RECORD_LINE_BYTES:
                 break
         raise DamagedRecordError(

@@ -14,6 +14,7 @@ from modelshelf.modelstore.errors import (
     UnknownStoreError,
 )
 from modelshelf.modelstore.store import ModelStore, WeightUpload
+from modelshelf.modelstore.views import Views
 from modelshelf.schemas.versions import VersionInfo
 
 
@@ -34,6 +35,7 @@ class Shelf:
 
     def __init__(self, stores: dict[str, ModelStore]) -> None:
         self.stores = stores
+        self._views = {name: Views(store) for name, store in stores.items()}
 
     def store(self, name: str) -> ModelStore:
         """The store called ``name``; raises UnknownStoreError naming the configured ones."""
@@ -44,6 +46,10 @@ class Shelf:
             raise UnknownStoreError(
                 f"there is no store {name!r}; configured stores: {known}"
             ) from None
+
+    def views(self, name: str) -> Views:
+        """The derived views of the store called ``name`` (modelstore.views)."""
+        return self._views[self.store(name).name]
 
     def resolve(self, url: str) -> ModelRef:
         """``indexeddb://my-model`` -> the store and model name; raises on a malformed URL."""

@@ -170,7 +170,7 @@ class ModelStore:
         for spec in model.files:  # before the first byte is stored (issue 8.4)
             layout.check_weight_key_room(model_name, spec.path, max_key_bytes)
         claim = await self._commit_claim(model_name, if_match, if_none_match)
-        reservation = await self._reserve(expected_bytes)
+        reservation = await self.reserve(expected_bytes)
         self._saving.add((model_name, version_id))
         try:
             record = await self._store_version(
@@ -317,7 +317,9 @@ class ModelStore:
         reservation.stored(info.size)
         return FileRecord(path=spec.path, size=info.size, sha256=digest.hexdigest())
 
-    async def _reserve(self, expected_bytes: int | None) -> Reservation:
+    async def reserve(self, expected_bytes: int | None) -> Reservation:
+        """Room in the quota for bytes about to be stored (a save's, or a derived view's);
+        raises QuotaExceededError. The caller releases it when done, either way."""
         if self._ledger is None:
             return unlimited()
         return await self._ledger.reserve(self.usage, expected_bytes)

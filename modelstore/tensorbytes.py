@@ -52,7 +52,9 @@ class WeightLayout:
         version_id: str,
         groups: list[list[WeightRow]],
         files: list[list[GroupFile]],
+        manifest: list[dict[str, Any]] | None = None,
     ) -> None:
+        self.manifest = manifest or []  # weightsManifest as saved
         self._store = store
         self._model = model_name
         self._version = version_id
@@ -69,9 +71,13 @@ class WeightLayout:
         }
 
     @classmethod
-    async def open(cls, store: ModelStore, model_name: str, version_id: str) -> WeightLayout:
-        """Read a version's manifest and file sizes; raises Model/VersionNotFoundError."""
-        model_json = await store.original_model_json(model_name, version_id)
+    async def open(
+        cls, store: ModelStore, model_name: str, version_id: str, model_json: bytes | None = None
+    ) -> WeightLayout:
+        """Read a version's manifest (from ``model_json`` when the caller has it already) and
+        file sizes; raises Model/VersionNotFoundError."""
+        if model_json is None:
+            model_json = await store.original_model_json(model_name, version_id)
         manifest = await asyncio.to_thread(_manifest, model_json)
         stored = {
             item.path: item.size for item in (await store.version(model_name, version_id)).files
@@ -82,12 +88,20 @@ class WeightLayout:
         files = [
             [GroupFile(path, stored.get(path, 0)) for path in _paths(group)] for group in manifest
         ]
-        return cls(store, model_name, version_id, groups, files)
+        return cls(store, model_name, version_id, groups, files, manifest)
 
     @property
     def rows(self) -> list[WeightRow]:
         """Every weight spec by name, in stream order (the last of a repeated name)."""
         return [self._groups[group][index] for group, index in self._places.values()]
+
+    @property
+    def groups(self) -> list[list[WeightRow]]:
+        """The weight specs of each group in manifest order, repeated names included."""
+        return self._groups
+
+    def group_files(self, group: int) -> list[GroupFile]:
+        return self._files[group]
 
     def find(self, name: str) -> WeightRow:
         """The weight spec named ``name``; raises TensorNotFoundError."""
@@ -110,7 +124,7 @@ class WeightLayout:
     def chunks(self, name: str, extent: Extent, size: int) -> AsyncIterator[bytes]:
         """The bytes of ``extent`` in pieces of exactly ``size`` (the last one shorter)."""
         group, _index = self._places[name]
-        return exact_chunks(self._group_bytes(group, extent.start, extent.end), size)
+        return exact_chunks(self.group_bytes(group, extent.start, extent.end), size)
 
     def _cheap_extent(self, group: int, index: int) -> Extent | None:
         """The extent from sizes alone, when no string of unknown size is in the way."""
@@ -118,7 +132,7 @@ class WeightLayout:
         if index <= first_string:
             start = sums[index]
         elif index > last_string:
-            start = self._group_size(group) - (sums[-1] - sums[index])
+            start = self.group_size(group) - (sums[-1] - sums[index])
         else:
             return None
         own = self._groups[group][index].stored_bytes
@@ -127,7 +141,7 @@ class WeightLayout:
         if _elements(self._groups[group][index]) == 0:
             return Extent(start, start)
         if index == last_string:
-            return Extent(start, self._group_size(group) - (sums[-1] - sums[index + 1]))
+            return Extent(start, self.group_size(group) - (sums[-1] - sums[index + 1]))
         return None
 
     async def _walk_to(self, group: int, index: int) -> Extent:
@@ -145,7 +159,7 @@ class WeightLayout:
         row = self._groups[group][index]
         if row.stored_bytes is not None:
             return Extent(start, start + row.stored_bytes)
-        reader = ByteReader(self._group_bytes(group, start, None))
+        reader = ByteReader(self.group_bytes(group, start, None))
         try:
             for _element in range(_elements(row)):
                 prefix = await reader.read(STRING_LENGTH_BYTES)
@@ -154,10 +168,10 @@ class WeightLayout:
             await reader.aclose()
         return Extent(start, start + reader.consumed)
 
-    def _group_size(self, group: int) -> int:
+    def group_size(self, group: int) -> int:
         return sum(item.size for item in self._files[group])
 
-    async def _group_bytes(self, group: int, start: int, end: int | None) -> AsyncIterator[bytes]:
+    async def group_bytes(self, group: int, start: int, end: int | None) -> AsyncIterator[bytes]:
         """Bytes ``[start, end)`` of the group's files read as one, by ranged reads."""
         file_start = 0
         for item in self._files[group]:

@@ -63,6 +63,7 @@ class ErrorCode(StrEnum):
     INVALID_ALIAS = "invalid_alias", 400, ErrorKind.INVALID_REQUEST
     INVALID_SCOPE = "invalid_scope", 400, ErrorKind.INVALID_REQUEST
     TENSOR_NOT_NUMERIC = "tensor_not_numeric", 400, ErrorKind.INVALID_REQUEST
+    INVALID_VIEW = "invalid_view", 400, ErrorKind.INVALID_REQUEST
     UNAUTHORIZED = "unauthorized", 401, ErrorKind.UNAUTHORIZED
     FORBIDDEN = "forbidden", 403, ErrorKind.FORBIDDEN
     FORBIDDEN_ORIGIN = "forbidden_origin", 403, ErrorKind.FORBIDDEN

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 
-from modelshelf.modelstore import ModelStore, Shelf
+from modelshelf.modelstore import ModelStore, Shelf, Views
 from modelshelf.service.settings import Settings
 
 
@@ -25,9 +25,14 @@ async def get_store(store: str, shelf: Annotated[Shelf, Depends(get_shelf)]) -> 
     return shelf.store(store)
 
 
+async def get_views(store: str, shelf: Annotated[Shelf, Depends(get_shelf)]) -> Views:
+    return shelf.views(store)
+
+
 ShelfDep = Annotated[Shelf, Depends(get_shelf)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ModelStore, Depends(get_store)]
+ViewsDep = Annotated[Views, Depends(get_views)]
 
 
 def model_base_url(request: Request, store: str, name: str) -> str:

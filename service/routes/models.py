@@ -10,13 +10,16 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from modelshelf.access import Action, Grant
-from modelshelf.modelstore import ModelStore, ObjectStream
+from modelshelf.modelstore import ModelStore, ObjectStream, ViewOptions
+from modelshelf.modelstore.errors import InvalidViewError
 from modelshelf.modelstore.exports import downloads_model_json, downloads_prefix, joined_weights
+from modelshelf.modelstore.quantizing import QUANTIZE_DTYPES
+from modelshelf.modelstore.views import MAX_SHARD_BYTES, MIN_SHARD_BYTES
 from modelshelf.schemas.artifacts import ModelJSON, SaveResult
 from modelshelf.schemas.errors import ErrorCode
 from modelshelf.schemas.versions import ModelInfo, ModelList, VersionInfo
 from modelshelf.service.auth import GrantDep, LoadGrantDep
-from modelshelf.service.dependencies import SettingsDep, StoreDep, model_base_url
+from modelshelf.service.dependencies import SettingsDep, StoreDep, ViewsDep, model_base_url
 from modelshelf.service.errors import error_responses
 from modelshelf.service.preconditions import precondition_parameters, preconditions
 from modelshelf.service.ranges import requested_range
@@ -32,6 +35,21 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 WHOLE_BODY_BYTES = 256 << 10  # bodies up to this are read, then sent in one piece
 VersionQuery = Annotated[
     str | None, Query(description="A version id or an alias; the current version if absent")
+]
+QuantizeQuery = Annotated[
+    str | None,
+    Query(
+        description="Serve a view with float32 weights quantized as tfjs-converter does",
+        json_schema_extra={"enum": list(QUANTIZE_DTYPES)},
+    ),
+]
+ShardBytesQuery = Annotated[
+    int | None,
+    Query(
+        description="Serve a view cut into weight files of this many bytes (4194304 by "
+        "default when quantize is given)",
+        json_schema_extra={"minimum": MIN_SHARD_BYTES, "maximum": MAX_SHARD_BYTES},
+    ),
 ]
 
 _SAVE_BODY: dict[str, Any] = {
@@ -133,38 +151,65 @@ async def save_model_put(
     operation_id="loadModelJson",
     response_model=ModelJSON,
     responses=error_responses(
-        ErrorCode.MODEL_NOT_FOUND, ErrorCode.VERSION_NOT_FOUND, ErrorCode.UNKNOWN_STORE
+        ErrorCode.MODEL_NOT_FOUND,
+        ErrorCode.VERSION_NOT_FOUND,
+        ErrorCode.UNKNOWN_STORE,
+        ErrorCode.INVALID_VIEW,
+        ErrorCode.QUOTA_EXCEEDED,
     ),
 )
 async def load_model_json(
     request: Request,
     store: StoreDep,
+    views: ViewsDep,
     name: str,
     grant: LoadGrantDep,
     version: VersionQuery = None,
     original: Annotated[bool, Query(description="model.json byte for byte as saved")] = False,
+    quantize: QuantizeQuery = None,
+    shard_bytes: ShardBytesQuery = None,
 ) -> Response:
-    """Load model.json; its weight paths point at the version's immutable weight URLs."""
+    """Load model.json; its weight paths point at the version's immutable weight URLs.
+
+    With ``quantize`` or ``shard_bytes``, a view of the version: derived on the first
+    request, stored with the version, and served like it from then on.
+    """
     grant.require(Action.READ, store.name, name, version)
+    view = ViewOptions.parse(quantize, shard_bytes)
     if original:
+        if view is not None:
+            raise InvalidViewError(
+                "original=true serves model.json as saved; leave out quantize and shard_bytes"
+            )
         info = await store.version(name, version)
-        headers = _model_json_headers(info.id, original=True)
+        headers = _model_json_headers(info.id, "original")
         if _matches(request, headers["ETag"]):
             return Response(status_code=304, headers=headers)
         content = await store.original_model_json(name, info.id)
         return Response(content, media_type="application/json", headers=headers)
-    info, stream = await store.open_model_json(name, version)  # one read for the current one
-    headers = _model_json_headers(info.id, original=False)
-    if _matches(request, headers["ETag"]):
-        await stream.aclose()
-        return Response(status_code=304, headers=headers)
+    if view is not None:
+        info = await store.version(name, version)
+        headers = _model_json_headers(info.id, view.segment)
+        if _matches(request, headers["ETag"]):
+            return Response(status_code=304, headers=headers)
+        _view, stream = await views.model_json(name, info.id, view)
+    else:
+        info, stream = await store.open_model_json(name, version)  # current: one read
+        headers = _model_json_headers(info.id)
+        if _matches(request, headers["ETag"]):
+            await stream.aclose()
+            return Response(status_code=304, headers=headers)
     headers["Content-Length"] = str(stream.info.size)
     return await _streamed(request, stream, "application/json", headers)
 
 
-def _model_json_headers(version_id: str, *, original: bool) -> dict[str, str]:
-    etag = f'"{version_id}{"-original" if original else ""}"'
-    return {"ETag": etag, "Cache-Control": "no-cache", "X-Model-Version": version_id}
+def _model_json_headers(version_id: str, form: str | None = None) -> dict[str, str]:
+    """``form``: "original", a view's segment, or None for model.json as served."""
+    etag = f'"{version_id}{"-" + form if form else ""}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache", "X-Model-Version": version_id}
+    if form and form != "original":
+        headers["X-Model-View"] = form
+    return headers
 
 
 _WEIGHT_ERRORS = error_responses(
@@ -199,21 +244,28 @@ _WEIGHT_RESPONSES: dict[int | str, dict[str, Any]] = {
     responses=_WEIGHT_RESPONSES,
 )
 async def load_weight_file(
-    request: Request, store: StoreDep, name: str, version: str, path: str, grant: LoadGrantDep
+    request: Request,
+    store: StoreDep,
+    views: ViewsDep,
+    name: str,
+    version: str,
+    path: str,
+    grant: LoadGrantDep,
 ) -> Response:
-    """Load one weight file of a version, or one byte range; immutable (cached for a year)."""
+    """Load one weight file of a version or of its view, or one byte range; immutable
+    (cached for a year)."""
     grant.require(Action.READ, store.name, name, version)
-    stored = await store.weight_file(name, version, path)
+    stored = await views.weight_file(name, version, path)
     etag = f'"{stored.sha256}"'
     headers = {"ETag": etag, "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
     if _matches(request, etag):  # before Range (RFC 9110 §13.2.2); no byte is opened
         return Response(status_code=304, headers=headers)
     wanted = requested_range(request.method, request.headers, etag, stored.size)
     if wanted is None:
-        _stored, stream = await store.open_weight_file(name, version, path)
+        _stored, stream = await views.open_weight_file(name, version, path)
         headers["Content-Length"] = str(stored.size)
         return await _streamed(request, stream, "application/octet-stream", headers)
-    _stored, stream = await store.open_weight_file(
+    _stored, stream = await views.open_weight_file(
         name, version, path, start=wanted.start, end=wanted.end
     )
     headers["Content-Length"] = str(wanted.end - wanted.start)
