@@ -43,6 +43,7 @@ from modelshelf.modelstore.quantizing import (
     float32_values,
     quantization_for,
 )
+from modelshelf.modelstore.quota import Reservation
 from modelshelf.modelstore.records import (
     DamagedRecordError,
     FileRecord,
@@ -293,7 +294,9 @@ class _Derivation:
         try:
             files: list[list[FileRecord]] = []
             for group, rows in enumerate(weights.groups):
-                files.append(await self._write_group(weights, group, rows, plans[group], sizes))
+                files.append(
+                    await self._write_group(weights, group, rows, plans[group], sizes, reservation)
+                )
             served = await asyncio.to_thread(
                 _view_model_json, original, self._manifest(weights, plans, files)
             )
@@ -351,6 +354,7 @@ class _Derivation:
         rows: list[WeightRow],
         plans: list[Quantization | None],
         sizes: list[int],
+        reservation: Reservation,
     ) -> list[FileRecord]:
         total = sizes[group]
         shard = self.options.shard_bytes
@@ -365,7 +369,9 @@ class _Derivation:
                 digest = hashlib.sha256()
                 self._written.append(key)
                 wanted = min(shard, total - index * shard)
+                reservation.spend(wanted)
                 info = await self.store.backend.put(key, cutter.take(wanted, digest))
+                reservation.stored(info.size)
                 files.append(FileRecord(path=path, size=info.size, sha256=digest.hexdigest()))
         finally:
             await cutter.aclose()

@@ -272,3 +272,25 @@ def test_a_share_link_loads_in_tfjs_with_no_other_credentials(server: TokenServe
     overwrite = tfjs("save-layers", "--url", url, *header(link["token"]), expect_ok=False)
     assert overwrite["status"] == 403 and overwrite["body"]["code"] == "forbidden"
     assert stored_versions(server, "indexeddb", name) == 1
+
+
+def test_a_share_link_loads_a_quantized_view_in_tfjs(server: TokenServer) -> None:
+    """TF.js copies ``?token=…&quantize=…`` onto every weight URL of the view (issue 14)."""
+    name = unique("shared view")
+    url = model_url(server, "indexeddb", name)
+    saved = tfjs(
+        "save-layers", "--url", url, "--model", "multi", "--seed", "6", *header(server.writer)
+    )
+    shared = httpx.post(
+        f"{url}/~share", json={"expiresIn": 3600}, headers=bearer(server.writer), timeout=30
+    )
+    assert shared.status_code == 201, shared.text
+    link = shared.json()["url"]
+    loaded = tfjs("load-layers", "--url", f"{link}&quantize=float16&shard_bytes=1048576")
+    expected = np.array(saved["predictions"], dtype=np.float64)
+    got = np.array(loaded["predictions"], dtype=np.float64)
+    assert not np.array_equal(got, expected)  # really the float16 weights
+    error = np.abs(got - expected).max() / np.abs(expected).max()
+    assert error <= 1e-3, error
+    refused = httpx.get(f"{url}/model.json?quantize=float16", timeout=30)
+    assert refused.status_code == 401  # the view is no way around the token
