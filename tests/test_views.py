@@ -81,6 +81,8 @@ def _tensors() -> dict[str, npt.NDArray[np.float32]]:
         "zeros": np.zeros(8, "<f4"),
         "scalar": np.array(3.5, "<f4"),
         "with_zero": np.array([-1.0, 0.0, 0.3, 2.0], "<f4"),
+        # uint8: scale 1, so codes are ties, which round half to even; float16: halfway too
+        "ties": np.array([0, 0.5, 1.5, 2.5, 254.5, 255, 1 + 2**-11], "<f4"),
         "big": rng.uniform(-3, 7, 400_000).astype("<f4"),  # 1.6 MB: several chunks
     }
 
