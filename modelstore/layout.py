@@ -3,6 +3,7 @@
     NAME/~v/VID/PATH                     weight files of version VID, immutable
     NAME/~v/VID/~view/OPTS/FILE          weight files of a derived view (modelstore.views)
     NAME/~v/VID/~view/OPTS.view          the view's record and model.json; writing it commits
+    NAME/~v/VID/~view/OPTS.making        when a derivation of the view began (gc's clock)
     ~models/NAME/~VID.version            the version: record, served model.json, original
                                          model.json (modelstore.records); writing it commits
     ~heads/NAME/~head                    the current version's record and served model.json:
@@ -43,6 +44,7 @@ SCHEMA_KEY = "~schema"
 VERSIONS_SEGMENT = "~v"
 VIEWS_SEGMENT = "~view"  # inside a version's folder, so removing the version removes them
 VIEW_SUFFIX = ".view"
+VIEW_MAKING_SUFFIX = ".making"
 MODEL_JSON = "model.json"
 RECORD_JSON = "record.json"
 SERVED_JSON = "served.json"
@@ -124,6 +126,28 @@ def view_file_path(segment: str, file_name: str) -> str:
 
 def view_record_key(name: str, version_id: str, segment: str) -> str:
     return f"{version_folder(name, version_id)}{VIEWS_SEGMENT}/{segment}{VIEW_SUFFIX}"
+
+
+def view_marker_key(name: str, version_id: str, segment: str) -> str:
+    return f"{version_folder(name, version_id)}{VIEWS_SEGMENT}/{segment}{VIEW_MAKING_SUFFIX}"
+
+
+def parse_view_key(key: str) -> tuple[str, str, str, str] | None:
+    """A key of a view -> (NAME, VID, OPTS, what): what is a file name, ``.view`` (the
+    record) or ``.making`` (the marker); None for any other key."""
+    owner = parse_weight_file_key(key)
+    if owner is None:
+        return None
+    rest = key[len(views_folder(*owner)) :]
+    if not key.startswith(views_folder(*owner)) or not rest:
+        return None
+    segment, slash, file_name = rest.partition("/")
+    if slash:
+        return (*owner, segment, file_name) if file_name else None
+    for suffix in (VIEW_SUFFIX, VIEW_MAKING_SUFFIX):
+        if segment.endswith(suffix) and len(segment) > len(suffix):
+            return (*owner, segment[: -len(suffix)], suffix)
+    return None
 
 
 def views_folder(name: str, version_id: str) -> str:

@@ -9,7 +9,11 @@ leaves two kinds of garbage:
 - what the backend held for the put in flight (``backends.ops.sweep_incomplete``): a SQLite
   staging blob, an S3 multipart upload, a temp file; listed nowhere, yet on disk or billed.
 
-gc removes both once they are older than a threshold. A version id holds the time its save
+A view (modelstore.views) whose derivation was killed leaves its shards and its
+``.making`` marker, with no record: gc removes them once the marker is older than the
+threshold.
+
+gc removes all of these once they are older than a threshold. A version id holds the time its save
 began, so a version's files are as old as its id; the backend knows its own items' ages.
 Across processes that threshold is what protects a save still running. In this process the
 store also knows its saves in flight: their versions are never touched, and the backend's
@@ -24,8 +28,8 @@ import weakref
 from datetime import UTC, datetime, timedelta
 
 from modelshelf.backends.errors import NotFoundError, StorageError
-from modelshelf.backends.ops import delete_if_present, iter_keys, sweep_incomplete
-from modelshelf.backends.protocol import Backend
+from modelshelf.backends.ops import delete_if_present, iter_keys, read_all, sweep_incomplete
+from modelshelf.backends.protocol import Backend, ObjectInfo
 from modelshelf.modelstore import layout
 from modelshelf.modelstore.records import open_framed
 from modelshelf.modelstore.shelf import Shelf
@@ -41,6 +45,7 @@ from modelshelf.schemas.maintenance import (
 
 WEIGHT_FILE = "weight_file"
 CATALOG_FILE = "catalog_file"  # schema 1: model.json and served.json before record.json
+VIEW_FILE = "view_file"  # a view's shard or marker, its derivation killed before its record
 CLOCK_SLACK_SECONDS = 60.0  # S3 dates an upload to the second, by the server's clock
 VersionRef = tuple[str, str]  # (model name, version id)
 logger = logging.getLogger(__name__)
@@ -98,8 +103,13 @@ async def _collect(
     store: ModelStore, older_than: int, dry_run: bool, removed: list[RemovedItem]
 ) -> None:
     now = datetime.now(UTC)
-    for name, version_id in await _uncommitted_versions(store, now - timedelta(seconds=older_than)):
+    cutoff = now - timedelta(seconds=older_than)
+    uncommitted = await _uncommitted_versions(store, cutoff)
+    for name, version_id in uncommitted:
         await _remove_version(store, name, version_id, dry_run, removed)
+    for key, size in await _unfinished_views(store, cutoff, set(uncommitted)):
+        if dry_run or await delete_if_present(store.backend, key):
+            removed.append(RemovedItem(kind=VIEW_FILE, name=key, size=size))
     swept = await sweep_incomplete(
         store.backend, _backend_age(store, now, older_than), dry_run=dry_run
     )
@@ -119,6 +129,45 @@ async def _uncommitted_versions(store: ModelStore, cutoff: datetime) -> list[Ver
         if owner is not None and version_time(owner[1]) < cutoff:
             stored.add(owner)
     return sorted(stored - committed)
+
+
+async def _unfinished_views(
+    store: ModelStore, cutoff: datetime, removed_versions: set[VersionRef]
+) -> list[tuple[str, int]]:
+    """Keys of views with no record whose derivation began before ``cutoff``, marker last
+    (views of ``removed_versions`` went with them)."""
+    records: set[tuple[str, str, str]] = set()
+    markers: dict[tuple[str, str, str], ObjectInfo] = {}
+    files: dict[tuple[str, str, str], list[ObjectInfo]] = {}
+    async for info in iter_keys(store.backend):
+        parsed = layout.parse_view_key(info.key)
+        if parsed is None or parsed[:2] in removed_versions:
+            continue
+        view, what = parsed[:3], parsed[3]
+        if what == layout.VIEW_SUFFIX:
+            records.add(view)
+        elif what == layout.VIEW_MAKING_SUFFIX:
+            markers[view] = info
+        else:
+            files.setdefault(view, []).append(info)
+    doomed: list[tuple[str, int]] = []
+    for view in sorted((set(files) | set(markers)) - records):
+        marker = markers.get(view)
+        if marker is not None and not await _began_before(store.backend, marker.key, cutoff):
+            continue  # a derivation may still be running, here or in another process
+        doomed += [(info.key, info.size) for info in files.get(view, [])]
+        doomed += [(marker.key, marker.size)] if marker is not None else []
+    return doomed
+
+
+async def _began_before(backend: Backend, marker_key: str, cutoff: datetime) -> bool:
+    try:
+        began = datetime.fromisoformat((await read_all(backend, marker_key)).decode())
+    except NotFoundError:
+        return False  # finished or failed meanwhile: look again next time
+    except (UnicodeDecodeError, ValueError):
+        return True  # not ours to keep: nothing reads a damaged marker
+    return began < cutoff
 
 
 async def _remove_version(
@@ -183,4 +232,4 @@ def _backend_age(store: ModelStore, now: datetime, older_than: int) -> float:
 
 def _counted_bytes(removed: list[RemovedItem]) -> int:
     """What the quota counted of the removed: listed keys, not the backend's own leftovers."""
-    return sum(item.size for item in removed if item.kind in (WEIGHT_FILE, CATALOG_FILE))
+    return sum(item.size for item in removed if item.kind in (WEIGHT_FILE, CATALOG_FILE, VIEW_FILE))

@@ -17,6 +17,7 @@ for the one derivation; replicas that race derive the same bytes under the same 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,12 +25,13 @@ import math
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from modelshelf.backends.errors import NotFoundError
-from modelshelf.backends.ops import delete_if_present, iter_keys
+from modelshelf.backends.errors import NotFoundError, StorageError
+from modelshelf.backends.ops import delete_if_present, iter_keys, put_bytes
 from modelshelf.backends.protocol import STREAM_CHUNK_BYTES, ObjectStream
 from modelshelf.modelstore import layout, rawjson
 from modelshelf.modelstore.errors import InvalidViewError, WeightFileNotFoundError
@@ -54,6 +56,7 @@ from modelshelf.modelstore.served import ServedModelJson, held_stream
 from modelshelf.modelstore.store import ModelStore
 from modelshelf.modelstore.tensorbytes import ByteReader, WeightLayout
 from modelshelf.modelstore.version_cache import keeps_served
+from modelshelf.modelstore.version_ids import iso_date
 from modelshelf.modelstore.weights import STRING_LENGTH_BYTES
 from modelshelf.schemas.versions import StoredFile
 
@@ -291,7 +294,11 @@ class _Derivation:
             for group, rows in enumerate(weights.groups)
         ]
         reservation = await self.store.reserve(sum(sizes) + len(original) + 4096)
+        marker = layout.view_marker_key(self.model_name, self.version_id, self.options.segment)
         try:
+            # Before any shard: gc removes a view whose derivation was killed once this is old.
+            self._written.append(marker)
+            await put_bytes(self.store.backend, marker, iso_date(datetime.now(UTC)).encode())
             files: list[list[FileRecord]] = []
             for group, rows in enumerate(weights.groups):
                 files.append(
@@ -313,6 +320,8 @@ class _Derivation:
             reservation.spend(len(line) + served.size)
             info = await self.store.backend.put(self.key, _framed(line, served))
             reservation.stored(info.size)
+            with contextlib.suppress(StorageError):  # committed: gc skips a view with a record
+                await delete_if_present(self.store.backend, marker)
         except BaseException:
             await asyncio.shield(self._discard())
             raise
@@ -417,7 +426,7 @@ class _Derivation:
 
     async def _discard(self) -> None:
         """Delete what this derivation stored: nothing of a failed view stays."""
-        for key in [self.key, *reversed(self._written)]:
+        for key in [self.key, *self._written[1:], *self._written[:1]]:  # the marker last
             try:
                 await delete_if_present(self.store.backend, key)
             except Exception:  # the failure being reported matters more than its cleanup's

@@ -28,6 +28,7 @@ class RemovedItem(BaseModel):
 
     kind: str = Field(
         description="weight_file or catalog_file: a key of a version that never committed; "
+        "view_file: a shard or marker of a view whose derivation was killed; "
         "staging_blob (sqlite), multipart_upload (s3) or temp_file (file): the bytes of an "
         "upload that never finished",
         examples=["weight_file"],

@@ -331,7 +331,7 @@ async def test_simultaneous_first_requests_derive_once() -> None:
     spy.reset()
     results = await asyncio.gather(*[views.view("m", version.id, options) for _ in range(10)])
     assert len({id(view) for view in results}) == 1
-    assert spy.calls["put"] == 1 + 1  # one shard, one record: the derivation ran once
+    assert spy.calls["put"] == 1 + 1 + 1  # marker, one shard, record: it ran once
     spy.reset()
     again = Views(store)  # another process: the stored view is read, not derived
     assert (await again.view("m", version.id, options)).record == results[0].record
@@ -514,3 +514,41 @@ async def test_http_unknown_view_files_are_404(client: httpx.AsyncClient) -> Non
         response = await client.get(f"/v1/models/indexeddb/m/~v/{version_id}/{path}")
         assert response.status_code == 404, path
         assert response.json()["code"] == "weight_file_not_found"
+
+
+async def test_gc_removes_a_view_whose_derivation_was_killed(model_store: ModelStore) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from modelshelf.backends.ops import put_bytes
+    from modelshelf.modelstore import layout
+    from modelshelf.modelstore.sweeping import collect_garbage
+    from modelshelf.modelstore.version_ids import iso_date
+
+    version = await save(model_store, "m", layers_model(3))
+    views = Views(model_store)
+    done = ViewOptions.parse("uint16", None)
+    assert done is not None
+    await views.view("m", version.id, done)  # committed: gc keeps it
+    hours_ago = iso_date(datetime.now(UTC) - timedelta(hours=2)).encode()
+    just_now = iso_date(datetime.now(UTC)).encode()
+    planted = {}
+    for segment, began in (("uint8-4194304", hours_ago), ("float16-4194304", just_now)):
+        shard = layout.weight_file_key("m", version.id, f"~view/{segment}/group1-shard1of1.bin")
+        planted[segment] = [shard, layout.view_marker_key("m", version.id, segment)]
+        await put_bytes(model_store.backend, planted[segment][0], b"\1" * 10)
+        await put_bytes(model_store.backend, planted[segment][1], began)
+    before = set(await _keys(model_store))
+    dry = await collect_garbage(model_store, 3600, dry_run=True)
+    assert [item.name for item in dry.removed] == planted["uint8-4194304"]
+    assert {item.kind for item in dry.removed} == {"view_file"}
+    assert set(await _keys(model_store)) == before
+    await collect_garbage(model_store, 3600)
+    assert set(await _keys(model_store)) == before - set(planted["uint8-4194304"])
+    assert [size.options for size in await views.sizes("m", version.id)] == [done]
+    again = ViewOptions.parse("uint8", None)
+    assert again is not None
+    assert (await views.view("m", version.id, again)).record.quantized == 4  # made anew
+
+
+async def _keys(store: ModelStore) -> list[str]:
+    return [info.key async for info in iter_keys(store.backend)]
