@@ -63,6 +63,7 @@ EXPOSED_HEADERS = [
     "Content-Range",
     "Accept-Ranges",
     "X-Model-Version",
+    "X-Model-View",
     "WWW-Authenticate",
     "Retry-After",
     "X-Request-Id",

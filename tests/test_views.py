@@ -488,6 +488,10 @@ async def test_http_view_of_an_alias_with_the_query_tfjs_copies(client: httpx.As
         "/v1/models/indexeddb/m/model.json" + query, headers={"If-None-Match": etag}
     )
     assert cached.status_code == 304
+    cross = await client.get(
+        "/v1/models/indexeddb/m/model.json" + query, headers={"Origin": "http://page.example"}
+    )
+    assert "x-model-view" in cross.headers["access-control-expose-headers"].lower()
     plain = await client.get("/v1/models/indexeddb/m/model.json?version=prod")
     assert plain.headers["etag"] != etag and "x-model-view" not in plain.headers
 
