@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import threading
 from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Iterator, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
@@ -23,7 +24,7 @@ from modelshelf._files import (
     unpack_export,
 )
 from modelshelf._multipart import CHUNK_BYTES, Part, Progress, multipart_body
-from modelshelf._urls import LoadSource, ModelURL, store_and_prefix
+from modelshelf._urls import LoadSource, ModelURL, store_and_prefix, view_query
 from modelshelf.schemas.artifacts import ModelArtifactsInfo, SaveResult
 from modelshelf.schemas.maintenance import DEFAULT_GC_AGE_SECONDS, GcReport
 from modelshelf.schemas.tokens import CreatedToken, ShareLink, TokenInfo, TokenList
@@ -33,6 +34,16 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 TOKEN_VARIABLE = "MODELSHELF_TOKEN"
 T = TypeVar("T")
 WeightSource = bytes | Path | Iterable[bytes]
+# bytes per element of each dtype (or quantization dtype) a weight file holds; not strings
+_DTYPE_BYTES = {
+    "float32": 4,
+    "int32": 4,
+    "bool": 1,
+    "complex64": 8,
+    "float16": 2,
+    "uint16": 2,
+    "uint8": 1,
+}
 
 
 class AsyncClient:
@@ -134,22 +145,37 @@ class AsyncClient:
 
     # -- loading ---------------------------------------------------------------------------
 
-    async def load(self, url: str, version: str | None = None) -> ModelArtifacts:
+    async def load(
+        self,
+        url: str,
+        version: str | None = None,
+        *,
+        quantize: str | None = None,
+        shard_bytes: int | None = None,
+    ) -> ModelArtifacts:
         """Load a model (the current version by default) with its weights in memory.
 
         Args:
             url: a model URL (``indexeddb://my-model``), or a share link's URL as
                 ``share`` returns it, which loads with the link's own token (never this
                 client's) from the server the link names.
-            version: a version id; for a share link, replaces the link's own.
+            version: a version id or alias; for a share link, replaces the link's own.
+            quantize: load a view of the version whose float32 weights the server quantized
+                as tfjs-converter does: ``"float16"``, ``"uint8"`` or ``"uint16"``.
+                ``weights()`` dequantizes them, as TF.js does.
+            shard_bytes: the view's weight file size in bytes (the server takes 1 MiB to
+                64 MiB; 4 MiB when only ``quantize`` is given). Alone, it reshards the
+                weights without changing a byte of them.
 
         Raises:
             NotFoundError: no such model or version.
+            InvalidRequestError: the server refused the view's options (code ``invalid_view``).
             UnauthorizedError: the token (or the share link) is not valid, or has ended.
             ForbiddenError: the token may not read this model or version.
         """
         source = LoadSource.parse(url)
-        document = await self._model_json(source, source.model_json_query(version))
+        query = source.model_json_query(version, view_query(quantize, shard_bytes))
+        document = await self._model_json(source, query)
         data = bytearray()
         for group in document.get("weightsManifest") or []:
             for path in group["paths"]:
@@ -160,14 +186,24 @@ class AsyncClient:
         return ModelArtifacts.from_model_json(document, bytes(data))
 
     async def load_model_json(
-        self, url: str, version: str | None = None, *, original: bool = False
+        self,
+        url: str,
+        version: str | None = None,
+        *,
+        original: bool = False,
+        quantize: str | None = None,
+        shard_bytes: int | None = None,
     ) -> dict[str, Any]:
         """model.json as served (weight paths point at the version) or as it was saved.
 
-        ``url`` is a model URL or a share link's URL, as for ``load``.
+        ``url`` is a model URL or a share link's URL; ``quantize`` and ``shard_bytes`` ask
+        for a view, as for ``load``.
         """
         source = LoadSource.parse(url)
-        params = {**source.model_json_query(version), **({"original": "true"} if original else {})}
+        params = {
+            **source.model_json_query(version, view_query(quantize, shard_bytes)),
+            **({"original": "true"} if original else {}),
+        }
         return await self._model_json(source, params)
 
     async def pull(
@@ -176,13 +212,21 @@ class AsyncClient:
         folder: str | Path,
         *,
         version: str | None = None,
+        quantize: str | None = None,
+        shard_bytes: int | None = None,
         progress: Progress | None = None,
     ) -> Path:
         """Write a version into ``folder`` as it was saved: model.json and its weight files.
 
-        The folder loads with tfjs-node's ``file://`` loader. Returns model.json's path.
+        With ``quantize`` or ``shard_bytes`` (as for ``load``), write a view of the version
+        instead: its model.json, with the TF.js ``quantization`` of each quantized weight,
+        and its ``groupG-shardIofN.bin`` weight files. The folder loads with tfjs-node's
+        ``file://`` loader. Returns model.json's path.
         """
         model, target = ModelURL.parse(url), Path(folder)
+        view = view_query(quantize, shard_bytes)
+        if view:
+            return await self._pull_view(model, target, version, view, progress)
         info = await self._version_info(model, version)
         total, done = sum(item.size for item in info.files), 0
         for item in info.files:
@@ -196,6 +240,37 @@ class AsyncClient:
         return await asyncio.to_thread(
             FileSink.write_bytes, target / "model.json", original.content
         )
+
+    async def _pull_view(
+        self,
+        model: ModelURL,
+        target: Path,
+        version: str | None,
+        view: dict[str, str],
+        progress: Progress | None,
+    ) -> Path:
+        """A view's weight files, named as the converter names them, and its model.json with
+        its weight paths made relative to the folder."""
+        source = LoadSource(model.path + "/")
+        document = await self._model_json(source, source.model_json_query(version, view))
+        manifest = document.get("weightsManifest") or []
+        downloads: list[tuple[str, Path]] = []
+        names: set[str] = set()
+        for group in manifest:
+            local: list[str] = []
+            for path in group["paths"]:
+                name = unquote(PurePosixPath(urlsplit(path).path).name)
+                if name in names:
+                    raise ModelshelfError(f"the view names two weight files {name!r}: {path!r}")
+                names.add(name)
+                downloads.append((path, target / safe_relative_path(name)))
+                local.append(name)
+            group["paths"] = local
+        total, done = _manifest_bytes(manifest), 0
+        for path, destination in downloads:
+            done = await self._download(source.folder + path, destination, progress, done, total)
+        written = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        return await asyncio.to_thread(FileSink.write_bytes, target / "model.json", written)
 
     async def export(
         self,
@@ -527,13 +602,30 @@ class Client:
     def push(self, folder: str | Path, url: str, *, progress: Progress | None = None) -> SaveResult:
         return self._run(self._async.push(folder, url, progress=progress))
 
-    def load(self, url: str, version: str | None = None) -> ModelArtifacts:
-        return self._run(self._async.load(url, version))
+    def load(
+        self,
+        url: str,
+        version: str | None = None,
+        *,
+        quantize: str | None = None,
+        shard_bytes: int | None = None,
+    ) -> ModelArtifacts:
+        return self._run(self._async.load(url, version, quantize=quantize, shard_bytes=shard_bytes))
 
     def load_model_json(
-        self, url: str, version: str | None = None, *, original: bool = False
+        self,
+        url: str,
+        version: str | None = None,
+        *,
+        original: bool = False,
+        quantize: str | None = None,
+        shard_bytes: int | None = None,
     ) -> dict[str, Any]:
-        return self._run(self._async.load_model_json(url, version, original=original))
+        return self._run(
+            self._async.load_model_json(
+                url, version, original=original, quantize=quantize, shard_bytes=shard_bytes
+            )
+        )
 
     def pull(
         self,
@@ -541,9 +633,20 @@ class Client:
         folder: str | Path,
         *,
         version: str | None = None,
+        quantize: str | None = None,
+        shard_bytes: int | None = None,
         progress: Progress | None = None,
     ) -> Path:
-        return self._run(self._async.pull(url, folder, version=version, progress=progress))
+        return self._run(
+            self._async.pull(
+                url,
+                folder,
+                version=version,
+                quantize=quantize,
+                shard_bytes=shard_bytes,
+                progress=progress,
+            )
+        )
 
     def export(
         self,
@@ -714,6 +817,19 @@ def _alias_path(url: str, alias: str) -> str:
 
 def _version(version: str | None) -> dict[str, str]:
     return {"version": version} if version else {}
+
+
+def _manifest_bytes(manifest: list[dict[str, Any]]) -> int | None:
+    """The bytes a manifest's weight files hold, from its specs; None with strings in it."""
+    total = 0
+    for group in manifest:
+        for spec in group.get("weights") or []:
+            dtype = (spec.get("quantization") or {}).get("dtype") or spec.get("dtype")
+            width = _DTYPE_BYTES.get(dtype)
+            if width is None:
+                return None
+            total += width * math.prod(spec.get("shape") or [])
+    return total
 
 
 def _length(response: httpx.Response) -> int | None:

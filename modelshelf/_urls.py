@@ -80,9 +80,31 @@ class LoadSource:
         folder = link.path.removesuffix(MODEL_JSON)
         return cls(urlunsplit((link.scheme, link.netloc, folder, "", "")), query, shared=True)
 
-    def model_json_query(self, version: str | None) -> dict[str, str]:
-        """The query of model.json: the link's, with ``version`` (when given) replacing its own."""
-        return {**self.query, **({"version": version} if version else {})}
+    def model_json_query(
+        self, version: str | None, view: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        """The query of model.json: the link's, with ``version`` and the view's options (when
+        given, see ``view_query``) replacing its own."""
+        return {**self.query, **({"version": version} if version else {}), **(view or {})}
+
+
+def view_query(quantize: str | None, shard_bytes: int | None) -> dict[str, str]:
+    """The query that asks model.json for a view: ``quantize`` and ``shard_bytes`` as given.
+
+    Only their types are checked here; the server alone judges the values (400
+    ``invalid_view``, raised as InvalidRequestError), so the SDK never drifts from it.
+
+    Raises:
+        TypeError: ``quantize`` is not a string or ``shard_bytes`` not an int.
+    """
+    if quantize is not None and not isinstance(quantize, str):
+        raise TypeError(f"quantize must be a string such as 'float16', not {quantize!r}")
+    if shard_bytes is not None and (
+        isinstance(shard_bytes, bool) or not isinstance(shard_bytes, int)
+    ):
+        raise TypeError(f"shard_bytes must be an int (bytes per weight file), not {shard_bytes!r}")
+    query = {"quantize": quantize} if quantize is not None else {}
+    return {**query, **({"shard_bytes": str(shard_bytes)} if shard_bytes is not None else {})}
 
 
 def store_and_prefix(store_or_prefix_url: str) -> tuple[str, str]:

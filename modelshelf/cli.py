@@ -14,9 +14,10 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from modelshelf._terminal import ProgressCallback, print_table, progress_bar, size_text
+from modelshelf.schemas.artifacts import QuantizationDtype
 from modelshelf.schemas.maintenance import DEFAULT_GC_AGE_SECONDS
 from modelshelf.schemas.tokens import TEN_YEARS_SECONDS
 
@@ -30,11 +31,25 @@ exit codes: 0 done, 1 failed, 2 usage error, 3 not found, 4 server unreachable,
 DURATION_FORMS = "90 (seconds), 30s, 15m, 1h, 7d or 2w"
 _DURATION = re.compile(r"([0-9]+)([smhdw]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+SIZE_FORMS = "4194304 (bytes), 512KiB or 4MiB"
+_SIZE = re.compile(r"([0-9]+) ?(KiB|MiB)?", re.IGNORECASE)
+_UNIT_BYTES = {"": 1, "kib": 1 << 10, "mib": 1 << 20}
+# the schema's quantization dtypes, in the order people pick them
+QUANTIZE_CHOICES = sorted(get_args(QuantizationDtype), key=lambda d: (d[0] == "u", len(d)))
 SCOPE_HELP = (
     "ACTION:STORE[/NAME]: ACTION is read, write, delete or admin; STORE a store or *; NAME a "
     "model name, or a prefix ending in *. Repeat for more scopes"
 )
 _EXAMPLES = {
+    "pull": """examples:
+  modelshelf pull indexeddb://my-model ./my-model
+  modelshelf pull indexeddb://my-model ./small --quantize float16
+  modelshelf pull indexeddb://my-model ./small --version prod --quantize uint8 --shard-bytes 1MiB
+
+With --quantize or --shard-bytes the folder holds a view of the version, made by the server
+on the first request and kept with the version: float32 weights quantized as tfjs-converter
+does (TF.js dequantizes them on load), in weight files of --shard-bytes each (the server
+takes 1MiB to 64MiB; 4MiB by default). --shard-bytes alone reshards without quantizing.""",
     "share": """examples:
   modelshelf share indexeddb://my-model
   modelshelf share indexeddb://my-model --expires 7d --version 20261201T000000000000Z-1a2b3c4d
@@ -117,7 +132,7 @@ _CLIENT_COMMANDS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ),
     (
         "pull",
-        "write a model into a folder as it was saved (tfjs-node file:// loads it)",
+        "write a model (or a quantized, resharded view) into a folder; tfjs-node file:// loads it",
         [("url", "model URL"), ("folder", "destination folder (created if missing)")],
     ),
     (
@@ -236,6 +251,23 @@ def parse_duration(text: str) -> int:
     return seconds
 
 
+def parse_size(text: str) -> int:
+    """Bytes in a size as --shard-bytes takes it: ``4194304``, ``512KiB`` or ``4MiB``.
+
+    Only the form is checked: the server judges the value (and says which it takes).
+
+    Raises:
+        argparse.ArgumentTypeError: naming the accepted forms (argparse exits with 2).
+    """
+    match = _SIZE.fullmatch(text.strip())
+    if not match or int(match[1]) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size; write a whole number of bytes above 0, with an optional "
+            f"unit KiB or MiB (1 KiB = 1024 bytes): {SIZE_FORMS}"
+        )
+    return int(match[1]) * _UNIT_BYTES[(match[2] or "").lower()]
+
+
 def parse_age(text: str) -> int:
     """Seconds in an age as --older-than takes it: 0, or a duration as ``parse_duration``."""
     match = _DURATION.fullmatch(text)
@@ -271,6 +303,20 @@ def _client_options(parser: argparse.ArgumentParser, command: str) -> None:
             help=f"only what a save began longer ago: 0 or {DURATION_FORMS} (default: 1h)",
         )
         parser.add_argument("--store", help="only this store (default: every store)")
+    if command == "pull":
+        parser.add_argument(
+            "--quantize",
+            choices=QUANTIZE_CHOICES,
+            help="write a view with float32 weights quantized to this dtype, as tfjs-converter "
+            "quantizes them",
+        )
+        parser.add_argument(
+            "--shard-bytes",
+            type=parse_size,
+            metavar="SIZE",
+            help=f"write a view cut into weight files of this size: {SIZE_FORMS}; the server "
+            "takes 1MiB to 64MiB (default: 4MiB with --quantize; alone, it only reshards)",
+        )
     if command == "export":
         parser.add_argument("--prefix", help="file prefix (default: the name's last segment)")
     if command == "tag":
@@ -352,7 +398,14 @@ def _push(client: Any, args: argparse.Namespace) -> None:
 
 def _pull(client: Any, args: argparse.Namespace) -> None:
     with _progress(args, "pull") as progress:
-        path = client.pull(args.url, args.folder, version=args.version, progress=progress)
+        path = client.pull(
+            args.url,
+            args.folder,
+            version=args.version,
+            quantize=args.quantize,
+            shard_bytes=args.shard_bytes,
+            progress=progress,
+        )
     _print(args, {"modelJson": str(path)}, f"wrote {path}")
 
 

@@ -46,3 +46,24 @@ def shape(dims: list[int] | None) -> str:
 
 def pretty_json(value: object) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+def shard_size(size: int) -> str:
+    """A shard size as the view options name it: ``4 MiB``, ``512 KiB``, else bytes."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size:,} B"
+
+
+def view_label(quantize: str | None, shard_bytes: int) -> str:
+    """``float16, 4 MiB shards``; ``not quantized, 1 MiB shards`` for a reshard alone."""
+    return f"{quantize or 'not quantized'}, {shard_size(shard_bytes)} shards"
+
+
+def percent_of(part: int, whole: int) -> str:
+    """``50%`` (``0.4%`` under 1%); a dash when there is no whole to compare with."""
+    if whole <= 0:
+        return "–"
+    share = 100.0 * part / whole
+    return f"{share:.1f}%" if share < 1 else f"{share:.0f}%"

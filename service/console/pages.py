@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.templating import Jinja2Templates
@@ -24,6 +24,7 @@ from modelshelf.access import Action, Grant
 from modelshelf.modelstore import ModelStore, Shelf
 from modelshelf.modelstore.inspection import overview
 from modelshelf.modelstore.tensorstats import compare_versions, tensor_stats
+from modelshelf.modelstore.views import ViewSize
 from modelshelf.schemas.errors import CodedError
 from modelshelf.service.console import formatting
 from modelshelf.service.console.charts import histogram_bars
@@ -70,6 +71,28 @@ class StoreRow:
         if not self.quota_bytes:
             return None
         return min(100.0, 100.0 * self.used_bytes / self.quota_bytes)
+
+
+@dataclass(frozen=True)
+class ViewRow:
+    """A stored view of the shown version, next to the version's own weight bytes."""
+
+    segment: str
+    label: str
+    weight_bytes: int
+    percent: str
+    query: str  # model.json's query string that loads the view of this version
+
+    @classmethod
+    def of(cls, size: ViewSize, version_id: str, original_bytes: int) -> ViewRow:
+        options = size.options
+        return cls(
+            segment=options.segment,
+            label=formatting.view_label(options.quantize, options.shard_bytes),
+            weight_bytes=size.weight_bytes,
+            percent=formatting.percent_of(size.weight_bytes, original_bytes),
+            query=urlencode({"version": version_id, **options.query}),
+        )
 
 
 @router.get("/", response_class=HTMLResponse, name="console_stores")
@@ -134,6 +157,8 @@ async def model_page(
         aliases = await model_store.aliases.all(name)
         document = await model_store.original_model_json(name, shown.id)
         shelf: Shelf = request.app.state.shelf
+        original_bytes = sum(item.size for item in shown.files)
+        view_sizes = await shelf.views(store).sizes(name, shown.id)
         return _render(
             request,
             "model.html",
@@ -146,6 +171,8 @@ async def model_page(
             aliases=aliases,
             aliases_of=_aliases_of(aliases),
             overview=await asyncio.to_thread(overview, document),  # CPU on big graphs
+            original_bytes=original_bytes,
+            views=[ViewRow.of(size, shown.id, original_bytes) for size in view_sizes],
             model_json_url=model_base_url(request, store, name) + "model.json",
             may_write=grant.allows(Action.WRITE, store, name),
             may_delete=grant.allows(Action.DELETE, store, name),
