@@ -65,7 +65,8 @@ DEFAULT_SHARD_BYTES = 4 * MIB  # the converter's default, --weight_shard_size_by
 MIN_SHARD_BYTES = 1 * MIB
 MAX_SHARD_BYTES = 64 * MIB
 CHUNK_BYTES = 1 * MIB  # of a tensor's values converted at once: a multiple of 4
-HELD_VIEWS = 256
+HELD_VIEWS = 256  # per store, and at most HELD_BYTES of their model.json
+HELD_BYTES = 32 << 20
 _KEEP = "keep"  # the segment's word for "no quantization"
 logger = logging.getLogger(__name__)
 
@@ -253,8 +254,11 @@ class Views:
     def _hold(self, place: tuple[str, str, str], view: View) -> None:
         self._held[place] = view
         self._held.move_to_end(place)
-        while len(self._held) > HELD_VIEWS:
+        while len(self._held) > HELD_VIEWS or self._held_bytes() > HELD_BYTES:
             self._held.popitem(last=False)
+
+    def _held_bytes(self) -> int:
+        return sum(len(view.served or b"") for view in self._held.values())
 
     def _forget(self, model_name: str, version_id: str) -> None:
         for place in [p for p in self._held if p[:2] == (model_name, version_id)]:
